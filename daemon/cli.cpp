@@ -1,0 +1,109 @@
+// check-config and preview: offline commands, they contact nothing.
+#include "cli.hpp"
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "mailgate/config/config.hpp"
+#include "mailgate/mail/preview.hpp"
+#include "mailgate/mail/ticket_draft.hpp"
+
+namespace mailgate::cli {
+namespace {
+
+// Finds "--name VALUE" or "--name=VALUE"; removes it from args.
+bool take_option(std::vector<std::string>& args, const std::string& name, std::string& value) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == name && i + 1 < args.size()) {
+      value = args[i + 1];
+      args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
+      return true;
+    }
+    if (args[i].rfind(name + "=", 0) == 0) {
+      value = args[i].substr(name.size() + 1);
+      args.erase(args.begin() + static_cast<long>(i));
+      return true;
+    }
+  }
+  return false;
+}
+
+void print_errors(const std::vector<config::ConfigError>& errors) {
+  for (const auto& e : errors) std::cerr << e.to_string() << "\n";
+}
+
+mail::DraftOptions draft_options(const config::Config& c) {
+  mail::DraftOptions o;
+  o.sender = c.mail.sender == config::SenderField::ReplyTo ? mail::SenderPreference::ReplyTo
+                                                           : mail::SenderPreference::From;
+  o.max_media_bytes = c.mail.max_attachment_size;
+  o.loop_id = c.mail.loop_id;
+  return o;
+}
+
+}  // namespace
+
+int check_config(const std::vector<std::string>& in) {
+  std::vector<std::string> args = in;
+  std::string file;
+  if (!take_option(args, "--config", file) || !args.empty()) {
+    std::cerr << "usage: mailgate check-config --config FILE\n";
+    return kExitUsage;
+  }
+  auto result = config::load_config_file(file);
+  if (!result.config) {
+    print_errors(result.errors);
+    std::cerr << file << ": " << result.errors.size() << " error" << (result.errors.size() == 1 ? "" : "s")
+              << "; mailgate would not start\n";
+    return kExitConfig;
+  }
+  std::cout << "# " << file << " is valid. Effective configuration (secrets masked):\n"
+            << config::describe(*result.config);
+  return kExitOk;
+}
+
+int preview(const std::vector<std::string>& in) {
+  std::vector<std::string> args = in;
+  std::string config_file;
+  bool have_config = take_option(args, "--config", config_file);
+  if (args.size() != 1) {
+    std::cerr << "usage: mailgate preview FILE.eml [--config FILE]\n";
+    return kExitUsage;
+  }
+  mail::DraftOptions options;
+  nlohmann::json defaults = nlohmann::json::object();
+  if (have_config) {
+    auto result = config::load_config_file(config_file);
+    if (!result.config) {
+      print_errors(result.errors);
+      return kExitConfig;
+    }
+    options = draft_options(*result.config);
+    defaults = result.config->ticket_defaults;
+  }
+  std::string raw;
+  if (args[0] == "-") {
+    std::stringstream ss;
+    ss << std::cin.rdbuf();
+    raw = ss.str();
+  } else {
+    std::ifstream f(args[0], std::ios::binary);
+    if (!f) {
+      std::cerr << "mailgate preview: cannot read " << args[0] << "\n";
+      return kExitDataErr;
+    }
+    std::stringstream ss;
+    ss << f.rdbuf();
+    raw = ss.str();
+  }
+  auto result = mail::build_draft(raw, options);
+  if (!result.draft) {
+    std::cerr << "mailgate preview: " << args[0] << ": " << result.error << "\n";
+    return kExitDataErr;
+  }
+  std::cout << mail::dump_json(mail::preview_json(*result.draft, defaults)) << "\n";
+  return kExitOk;
+}
+
+}  // namespace mailgate::cli

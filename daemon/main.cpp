@@ -1,0 +1,61 @@
+// mailgate: turns email into Inbenta Messenger tickets. This file only
+// dispatches subcommands; each lives with the part it belongs to.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: mailgate COMMAND [OPTIONS]
+
+Commands:
+  serve --config FILE          run the daemon in the foreground (systemd)
+  check-config --config FILE   validate the configuration and print what it will do
+  preview FILE.eml [--config FILE]
+                               show, as JSON, the ticket a message would become
+  deliver --config FILE [--recipient ADDR]
+                               spool one message from stdin (MTA pipe transport)
+  queue list|show ID|retry ID|drop ID --config FILE
+                               inspect and manage the spool
+
+Options:
+  --help      show this help
+  --version   show the version
+
+Exit status follows sysexits.h: 0 ok, 64 usage, 65 bad input, 75 try again,
+78 configuration error.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (a == "--version") {
+      std::cout << "mailgate " << MAILGATE_VERSION << "\n";
+      return 0;
+    }
+  }
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return mailgate::cli::kExitUsage;
+  }
+  const std::string command = args.front();
+  args.erase(args.begin());
+  if (command == "check-config") return mailgate::cli::check_config(args);
+  if (command == "preview") return mailgate::cli::preview(args);
+  if (command == "serve" || command == "deliver" || command == "queue") {
+    // The spool, processor and listeners come with the daemon issue; say so
+    // plainly rather than pretend.
+    std::cerr << "mailgate " << command << ": not available in this build yet (needs the spool and processor)\n";
+    return mailgate::cli::kExitSoftware;
+  }
+  std::cerr << "mailgate: unknown command '" << command << "'\n" << kUsage;
+  return mailgate::cli::kExitUsage;
+}

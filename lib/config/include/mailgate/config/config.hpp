@@ -1,0 +1,125 @@
+// mailgate's configuration: the YAML file of design.md as typed structs.
+// Loading reports every problem (unknown keys, wrong types, missing keys,
+// bad values) as FILE:LINE:COL: message, not just the first one.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace mailgate::config {
+
+// A secret read from a file (systemd credentials) or an environment
+// variable. Its value never leaves this struct in logs or output.
+struct Secret {
+  std::string value;
+  std::string source;  // "file /run/credentials/…" or "env NAME"; "" when unset
+  bool is_set() const { return !source.empty(); }
+};
+
+enum class MessengerMode { Live, DryRun };
+
+struct MessengerConfig {
+  std::string api_key;
+  Secret secret;
+  std::string auth_url = "https://api.inbenta.io/v1";
+  std::string ca_file;  // extra trust anchor; "" = system store only
+  bool allow_plain_http = false;
+  MessengerMode mode = MessengerMode::Live;
+  int max_in_flight = 8;
+};
+
+enum class SmtpProtocol { Smtp, Lmtp };
+
+struct TlsFiles {
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+struct SmtpConfig {
+  std::vector<ListenAddress> listen;
+  SmtpProtocol protocol = SmtpProtocol::Smtp;
+  std::string hostname;
+  std::uint64_t max_message_size = 25ull * 1024 * 1024;
+  std::vector<std::string> accept;  // "user@domain" or "@domain", lower-case
+  std::optional<TlsFiles> tls;
+};
+
+enum class ImapSecurity { Tls, StartTls, None };
+enum class AfterImport { Seen, Move, Delete };
+
+struct ImapMailboxConfig {
+  std::string name;
+  std::string host;
+  std::uint16_t port = 993;
+  ImapSecurity security = ImapSecurity::Tls;
+  std::string username;
+  Secret password;
+  std::string folder = "INBOX";
+  AfterImport after_import = AfterImport::Seen;
+  std::string move_to;  // folder for AfterImport::Move
+  bool idle = true;
+  std::chrono::seconds poll_interval{60};
+};
+
+enum class SenderField { From, ReplyTo };
+
+// How mail becomes a ticket (design.md "Mail → ticket rules").
+struct MailRules {
+  SenderField sender = SenderField::From;
+  std::uint64_t max_attachment_size = 7ull * 1024 * 1024;  // never above 7 MB
+  std::string loop_id = "mailgate";
+};
+
+struct MetricsConfig {
+  ListenAddress listen;
+};
+
+struct Config {
+  std::string file;  // where it was loaded from
+  std::string spool_dir = "/var/lib/mailgate";
+  MessengerConfig messenger;
+  std::optional<SmtpConfig> smtp;
+  std::vector<ImapMailboxConfig> imap;
+  MailRules mail;
+  nlohmann::json ticket_defaults = nlohmann::json::object();
+  std::optional<MetricsConfig> metrics;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when the error has no position
+  int column = 0;  // 1-based
+  std::string message;
+  std::string to_string() const;  // "FILE:LINE:COL: message"
+};
+
+struct LoadResult {
+  std::optional<Config> config;      // set only when errors is empty
+  std::vector<ConfigError> errors;
+};
+
+LoadResult load_config_file(const std::string& path);
+// For tests and embedded defaults: `name` is used in error positions.
+LoadResult load_config_text(std::string_view yaml, const std::string& name);
+
+// "25MB", "512KB", "1GB", "1024" (bytes); binary units. nullopt if invalid.
+std::optional<std::uint64_t> parse_size(std::string_view text);
+// "60s", "5m", "1h", "2d", "500ms" (rounded up to 1s), "90" (seconds).
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+
+// The effective configuration, defaults filled in, secrets masked: what
+// `mailgate check-config` prints.
+std::string describe(const Config& config);
+
+}  // namespace mailgate::config

@@ -1,0 +1,548 @@
+// YAML → Config with a small schema walker: each mapping names the keys it
+// knows; anything else is an error at the key's own line and column.
+#include "mailgate/config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <unistd.h>
+
+namespace mailgate::config {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string trimmed(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return std::string(s);
+}
+
+// Collects errors while walking the document.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  void error(const YAML::Node& at, const std::string& message) {
+    YAML::Mark m = YAML::Mark::null_mark();
+    try {
+      m = at.Mark();
+    } catch (const YAML::Exception&) {
+      // a node that is not in the document has no position
+    }
+    error(m, message);
+  }
+  void error(const YAML::Mark& m, const std::string& message) {
+    errors_.push_back({file_, m.line < 0 ? 0 : m.line + 1, m.column < 0 ? 0 : m.column + 1, message});
+  }
+  std::vector<ConfigError>& errors() { return errors_; }
+
+  // Checks `node` is a mapping whose keys are all in `known`, and that no
+  // key repeats. Returns false (after reporting) if it is not a mapping.
+  bool expect_mapping(const YAML::Node& node, const std::string& where, std::initializer_list<const char*> known) {
+    if (!node.IsMap()) {
+      error(node, where + " must be a mapping");
+      return false;
+    }
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      std::string key = kv.first.Scalar();
+      if (!seen.insert(key).second) error(kv.first, "duplicate key '" + key + "' in " + where);
+      if (std::find_if(known.begin(), known.end(), [&](const char* k) { return key == k; }) == known.end()) {
+        std::string list;
+        for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+        error(kv.first, "unknown key '" + key + "' in " + where + " (known: " + list + ")");
+      }
+    }
+    return true;
+  }
+
+  // The key's value node, with its key mark remembered for later errors.
+  YAML::Node get(const YAML::Node& map, const char* key) { return map[key]; }
+
+  bool string(const YAML::Node& map, const char* key, std::string& out, bool required, const std::string& where) {
+    YAML::Node n = map[key];
+    if (!n) {
+      if (required) error(map, "missing required key '" + std::string(key) + "' in " + where);
+      return false;
+    }
+    if (!n.IsScalar()) {
+      error(n, "'" + std::string(key) + "' must be a string");
+      return false;
+    }
+    out = n.Scalar();
+    return true;
+  }
+
+  void boolean(const YAML::Node& map, const char* key, bool& out) {
+    YAML::Node n = map[key];
+    if (!n) return;
+    try {
+      if (!n.IsScalar()) throw YAML::Exception(n.Mark(), "");
+      out = n.as<bool>();
+    } catch (const YAML::Exception&) {
+      error(n, "'" + std::string(key) + "' must be true or false");
+    }
+  }
+
+  void integer(const YAML::Node& map, const char* key, int& out, int min, int max) {
+    YAML::Node n = map[key];
+    if (!n) return;
+    try {
+      if (!n.IsScalar()) throw YAML::Exception(n.Mark(), "");
+      int v = n.as<int>();
+      if (v < min || v > max) {
+        error(n, "'" + std::string(key) + "' must be between " + std::to_string(min) + " and " + std::to_string(max));
+        return;
+      }
+      out = v;
+    } catch (const YAML::Exception&) {
+      error(n, "'" + std::string(key) + "' must be a whole number");
+    }
+  }
+
+  void size(const YAML::Node& map, const char* key, std::uint64_t& out) {
+    YAML::Node n = map[key];
+    if (!n) return;
+    auto v = n.IsScalar() ? parse_size(n.Scalar()) : std::nullopt;
+    if (!v) {
+      error(n, "'" + std::string(key) + "' must be a size like 25MB, 512KB or a number of bytes");
+      return;
+    }
+    out = *v;
+  }
+
+  void duration(const YAML::Node& map, const char* key, std::chrono::seconds& out) {
+    YAML::Node n = map[key];
+    if (!n) return;
+    auto v = n.IsScalar() ? parse_duration(n.Scalar()) : std::nullopt;
+    if (!v) {
+      error(n, "'" + std::string(key) + "' must be a duration like 60s, 5m or 1h");
+      return;
+    }
+    out = *v;
+  }
+
+  std::vector<std::string> string_list(const YAML::Node& map, const char* key) {
+    std::vector<std::string> out;
+    YAML::Node n = map[key];
+    if (!n) return out;
+    if (n.IsScalar()) return {n.Scalar()};  // a single value is a list of one
+    if (!n.IsSequence()) {
+      error(n, "'" + std::string(key) + "' must be a list of strings");
+      return out;
+    }
+    for (const auto& item : n) {
+      if (!item.IsScalar()) error(item, "each entry of '" + std::string(key) + "' must be a string");
+      else out.push_back(item.Scalar());
+    }
+    return out;
+  }
+
+  // secret_file / secret_env style pair.
+  void secret(const YAML::Node& map, const char* file_key, const char* env_key, Secret& out) {
+    YAML::Node f = map[file_key], e = map[env_key];
+    if (f && e) error(e, "give either '" + std::string(file_key) + "' or '" + std::string(env_key) + "', not both");
+    if (f) {
+      if (!f.IsScalar()) {
+        error(f, "'" + std::string(file_key) + "' must be a path");
+        return;
+      }
+      out.source = "file " + f.Scalar();
+      std::ifstream in(f.Scalar(), std::ios::binary);
+      if (!in) {
+        error(f, "cannot read '" + f.Scalar() + "' (" + file_key + ")");
+        return;
+      }
+      std::stringstream ss;
+      ss << in.rdbuf();
+      out.value = trimmed(ss.str());  // files usually end with a newline
+      if (out.value.empty()) error(f, "'" + f.Scalar() + "' is empty (" + file_key + ")");
+    } else if (e) {
+      if (!e.IsScalar()) {
+        error(e, "'" + std::string(env_key) + "' must be a variable name");
+        return;
+      }
+      out.source = "env " + e.Scalar();
+      const char* v = std::getenv(e.Scalar().c_str());
+      if (!v || !*v) error(e, "environment variable " + e.Scalar() + " is not set (" + env_key + ")");
+      else out.value = v;
+    }
+  }
+
+  std::optional<ListenAddress> listen_address(const YAML::Node& n) {
+    if (!n.IsScalar()) {
+      error(n, "a listen address must be a string like 127.0.0.1:2525");
+      return std::nullopt;
+    }
+    const std::string& s = n.Scalar();
+    auto colon = s.rfind(':');
+    if (colon == std::string::npos || colon == 0) {
+      error(n, "listen address '" + s + "' must be HOST:PORT");
+      return std::nullopt;
+    }
+    ListenAddress a;
+    a.host = s.substr(0, colon);
+    if (a.host.size() > 2 && a.host.front() == '[' && a.host.back() == ']') a.host = a.host.substr(1, a.host.size() - 2);
+    std::string port = s.substr(colon + 1);
+    char* end = nullptr;
+    long p = std::strtol(port.c_str(), &end, 10);
+    if (port.empty() || *end != '\0' || p < 1 || p > 65535) {
+      error(n, "listen address '" + s + "' has no valid port (1-65535)");
+      return std::nullopt;
+    }
+    a.port = static_cast<std::uint16_t>(p);
+    return a;
+  }
+
+ private:
+  std::string file_;
+  std::vector<ConfigError> errors_;
+};
+
+nlohmann::json yaml_to_json(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: {
+      nlohmann::json j = nlohmann::json::object();
+      for (const auto& kv : n) j[kv.first.Scalar()] = yaml_to_json(kv.second);
+      return j;
+    }
+    case YAML::NodeType::Sequence: {
+      nlohmann::json j = nlohmann::json::array();
+      for (const auto& item : n) j.push_back(yaml_to_json(item));
+      return j;
+    }
+    case YAML::NodeType::Scalar: {
+      // Plain scalars that read as numbers or booleans keep that type;
+      // quoted ones ("42") stay strings.
+      if (n.Tag() != "!") {
+        bool b;
+        long long i;
+        double d;
+        if (YAML::convert<long long>::decode(n, i)) return i;
+        if (YAML::convert<double>::decode(n, d)) return d;
+        if (YAML::convert<bool>::decode(n, b)) return b;
+      }
+      return n.Scalar();
+    }
+    default:
+      return nullptr;
+  }
+}
+
+void read_messenger(Reader& r, const YAML::Node& n, MessengerConfig& m) {
+  if (!r.expect_mapping(n, "messenger",
+                        {"api_key", "secret_file", "secret_env", "auth_url", "ca_file", "allow_plain_http", "mode",
+                         "max_in_flight"}))
+    return;
+  std::string mode = "live";
+  r.string(n, "mode", mode, false, "messenger");
+  if (mode == "live") m.mode = MessengerMode::Live;
+  else if (mode == "dry-run") m.mode = MessengerMode::DryRun;
+  else r.error(n["mode"], "messenger.mode must be 'live' or 'dry-run', not '" + mode + "'");
+
+  const bool live = m.mode == MessengerMode::Live;
+  r.string(n, "api_key", m.api_key, live, "messenger");
+  r.secret(n, "secret_file", "secret_env", m.secret);
+  if (live && !n["secret_file"] && !n["secret_env"])
+    r.error(n, "missing 'secret_file' or 'secret_env' in messenger (required in live mode)");
+  r.string(n, "auth_url", m.auth_url, false, "messenger");
+  r.string(n, "ca_file", m.ca_file, false, "messenger");
+  r.boolean(n, "allow_plain_http", m.allow_plain_http);
+  r.integer(n, "max_in_flight", m.max_in_flight, 1, 256);
+  if (m.auth_url.rfind("https://", 0) != 0) {
+    if (m.auth_url.rfind("http://", 0) != 0)
+      r.error(n["auth_url"] ? n["auth_url"] : n, "messenger.auth_url must start with https://");
+    else if (!m.allow_plain_http)
+      r.error(n["auth_url"], "messenger.auth_url is plain http://; set allow_plain_http: true (tests only)");
+  }
+  if (!m.ca_file.empty() && !std::ifstream(m.ca_file)) r.error(n["ca_file"], "cannot read ca_file '" + m.ca_file + "'");
+}
+
+void read_smtp(Reader& r, const YAML::Node& n, SmtpConfig& s) {
+  if (!r.expect_mapping(n, "smtp", {"listen", "protocol", "hostname", "max_message_size", "accept", "tls"})) return;
+  if (!n["listen"]) r.error(n, "missing required key 'listen' in smtp");
+  YAML::Node listen = n["listen"];
+  if (listen && listen.IsScalar()) {
+    if (auto a = r.listen_address(listen)) s.listen.push_back(*a);
+  } else if (listen && listen.IsSequence()) {
+    for (const auto& item : listen)
+      if (auto a = r.listen_address(item)) s.listen.push_back(*a);
+  } else if (listen) {
+    r.error(listen, "smtp.listen must be a list of HOST:PORT");
+  }
+  std::string protocol = "smtp";
+  r.string(n, "protocol", protocol, false, "smtp");
+  if (protocol == "lmtp") s.protocol = SmtpProtocol::Lmtp;
+  else if (protocol != "smtp") r.error(n["protocol"], "smtp.protocol must be 'smtp' or 'lmtp'");
+  r.string(n, "hostname", s.hostname, false, "smtp");
+  r.size(n, "max_message_size", s.max_message_size);
+  for (auto& a : r.string_list(n, "accept")) {
+    std::string v = lower(trimmed(a));
+    if (v.find('@') == std::string::npos || v.back() == '@')
+      r.error(n["accept"], "smtp.accept entry '" + a + "' must be user@domain or @domain");
+    else
+      s.accept.push_back(v);
+  }
+  if (!n["accept"] || s.accept.empty())
+    r.error(n["accept"] ? n["accept"] : n, "smtp.accept must list at least one address or @domain (mailgate is never an open relay)");
+  if (YAML::Node tls = n["tls"]) {
+    if (r.expect_mapping(tls, "smtp.tls", {"cert_file", "key_file"})) {
+      TlsFiles t;
+      r.string(tls, "cert_file", t.cert_file, true, "smtp.tls");
+      r.string(tls, "key_file", t.key_file, true, "smtp.tls");
+      if (!t.cert_file.empty() && !std::ifstream(t.cert_file)) r.error(tls["cert_file"], "cannot read cert_file '" + t.cert_file + "'");
+      if (!t.key_file.empty() && !std::ifstream(t.key_file)) r.error(tls["key_file"], "cannot read key_file '" + t.key_file + "'");
+      s.tls = t;
+    }
+  }
+  if (s.hostname.empty()) {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) == 0) s.hostname = buf;
+  }
+}
+
+void read_imap(Reader& r, const YAML::Node& n, std::vector<ImapMailboxConfig>& boxes) {
+  if (!n.IsSequence()) {
+    r.error(n, "imap must be a list of mailboxes");
+    return;
+  }
+  std::set<std::string> names;
+  for (const auto& b : n) {
+    if (!r.expect_mapping(b, "imap mailbox",
+                          {"name", "host", "port", "security", "username", "password_file", "password_env", "folder",
+                           "after_import", "idle", "poll_interval"}))
+      continue;
+    ImapMailboxConfig m;
+    r.string(b, "name", m.name, true, "imap mailbox");
+    if (!m.name.empty() && !names.insert(m.name).second) r.error(b["name"], "duplicate imap mailbox name '" + m.name + "'");
+    r.string(b, "host", m.host, true, "imap mailbox");
+    std::string security = "tls";
+    r.string(b, "security", security, false, "imap mailbox");
+    if (security == "tls") m.security = ImapSecurity::Tls;
+    else if (security == "starttls") m.security = ImapSecurity::StartTls;
+    else if (security == "none") m.security = ImapSecurity::None;
+    else r.error(b["security"], "imap security must be tls, starttls or none");
+    int port = m.security == ImapSecurity::Tls ? 993 : 143;
+    r.integer(b, "port", port, 1, 65535);
+    m.port = static_cast<std::uint16_t>(port);
+    r.string(b, "username", m.username, true, "imap mailbox");
+    r.secret(b, "password_file", "password_env", m.password);
+    if (!b["password_file"] && !b["password_env"]) r.error(b, "missing 'password_file' or 'password_env' in imap mailbox");
+    r.string(b, "folder", m.folder, false, "imap mailbox");
+    std::string after = "seen";
+    r.string(b, "after_import", after, false, "imap mailbox");
+    if (after == "seen") m.after_import = AfterImport::Seen;
+    else if (after == "delete") m.after_import = AfterImport::Delete;
+    else if (after.rfind("move:", 0) == 0 && after.size() > 5) {
+      m.after_import = AfterImport::Move;
+      m.move_to = after.substr(5);
+    } else r.error(b["after_import"], "after_import must be seen, delete or move:FOLDER");
+    r.boolean(b, "idle", m.idle);
+    r.duration(b, "poll_interval", m.poll_interval);
+    boxes.push_back(std::move(m));
+  }
+}
+
+void read_mail(Reader& r, const YAML::Node& n, MailRules& m) {
+  if (!r.expect_mapping(n, "mail", {"sender", "max_attachment_size", "loop_id"})) return;
+  std::string sender = "from";
+  r.string(n, "sender", sender, false, "mail");
+  if (sender == "from") m.sender = SenderField::From;
+  else if (sender == "reply-to") m.sender = SenderField::ReplyTo;
+  else r.error(n["sender"], "mail.sender must be 'from' or 'reply-to'");
+  r.size(n, "max_attachment_size", m.max_attachment_size);
+  if (m.max_attachment_size > 7ull * 1024 * 1024)
+    r.error(n["max_attachment_size"], "mail.max_attachment_size cannot exceed 7MB (the API's 10 MB request limit after base64)");
+  r.string(n, "loop_id", m.loop_id, false, "mail");
+}
+
+Config read_document(Reader& r, const YAML::Node& root, const std::string& file) {
+  Config c;
+  c.file = file;
+  if (!root || root.IsNull()) {
+    r.error(YAML::Mark(), "the configuration is empty");
+    return c;
+  }
+  if (!r.expect_mapping(root, "the configuration",
+                        {"spool_dir", "messenger", "smtp", "imap", "mail", "tickets", "metrics"}))
+    return c;
+  r.string(root, "spool_dir", c.spool_dir, false, "the configuration");
+  if (YAML::Node m = root["messenger"]) read_messenger(r, m, c.messenger);
+  else r.error(root, "missing required key 'messenger'");
+  if (YAML::Node s = root["smtp"]; s && !s.IsNull()) read_smtp(r, s, c.smtp.emplace());
+  if (YAML::Node i = root["imap"]; i && !i.IsNull()) read_imap(r, i, c.imap);
+  if (YAML::Node m = root["mail"]) read_mail(r, m, c.mail);
+  if (YAML::Node t = root["tickets"]) {
+    if (r.expect_mapping(t, "tickets", {"defaults"}) && t["defaults"]) {
+      if (!t["defaults"].IsMap()) r.error(t["defaults"], "tickets.defaults must be a mapping of ticket fields");
+      else c.ticket_defaults = yaml_to_json(t["defaults"]);
+      for (const char* reserved : {"title", "message", "creator", "attachments"})
+        if (c.ticket_defaults.contains(reserved))
+          r.error(t["defaults"], std::string("tickets.defaults cannot set '") + reserved + "' (mailgate fills it from the mail)");
+    }
+  }
+  if (YAML::Node m = root["metrics"]) {
+    if (r.expect_mapping(m, "metrics", {"listen"})) {
+      if (!m["listen"]) r.error(m, "missing required key 'listen' in metrics");
+      else if (auto a = r.listen_address(m["listen"])) c.metrics = MetricsConfig{*a};
+    }
+  }
+  if (!c.smtp && c.imap.empty())
+    r.error(root, "nothing to receive mail with: configure 'smtp', 'imap', or both (mailgate deliver works either way)");
+  return c;
+}
+
+}  // namespace
+
+std::string ConfigError::to_string() const {
+  if (line == 0) return file + ": " + message;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  std::string s = lower(trimmed(text));
+  std::size_t i = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+  if (i == 0 || i > 15) return std::nullopt;
+  std::uint64_t n = std::stoull(s.substr(0, i));
+  std::string unit = trimmed(s.substr(i));
+  std::uint64_t mult;
+  if (unit.empty() || unit == "b") mult = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib") mult = 1024;
+  else if (unit == "m" || unit == "mb" || unit == "mib") mult = 1024 * 1024;
+  else if (unit == "g" || unit == "gb" || unit == "gib") mult = 1024ull * 1024 * 1024;
+  else return std::nullopt;
+  return n * mult;
+}
+
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+  std::string s = lower(trimmed(text));
+  std::size_t i = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+  if (i == 0 || i > 9) return std::nullopt;
+  long long n = std::stoll(s.substr(0, i));
+  std::string unit = trimmed(s.substr(i));
+  if (unit == "ms") return std::chrono::seconds((n + 999) / 1000);
+  if (unit.empty() || unit == "s") return std::chrono::seconds(n);
+  if (unit == "m" || unit == "min") return std::chrono::seconds(n * 60);
+  if (unit == "h") return std::chrono::seconds(n * 3600);
+  if (unit == "d") return std::chrono::seconds(n * 86400);
+  return std::nullopt;
+}
+
+LoadResult load_config_text(std::string_view yaml, const std::string& name) {
+  LoadResult result;
+  Reader r(name);
+  Config c;
+  try {
+    YAML::Node root = YAML::Load(std::string(yaml));
+    c = read_document(r, root, name);
+  } catch (const YAML::Exception& e) {
+    r.error(e.mark, "YAML syntax error: " + e.msg);
+  }
+  result.errors = std::move(r.errors());
+  if (result.errors.empty()) result.config = std::move(c);
+  return result;
+}
+
+LoadResult load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult result;
+    result.errors.push_back({path, 0, 0, "cannot open the configuration file"});
+    return result;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_config_text(ss.str(), path);
+}
+
+namespace {
+
+std::string show_secret(const Secret& s) { return s.is_set() ? "(secret from " + s.source + ")" : "(none)"; }
+std::string show_key(const std::string& key) {
+  if (key.size() <= 4) return key.empty() ? "(none)" : "****";
+  return "****" + key.substr(key.size() - 4);  // enough to tell keys apart
+}
+std::string show_listen(const ListenAddress& a) {
+  return (a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
+}
+std::string show_size(std::uint64_t bytes) {
+  if (bytes % (1024 * 1024) == 0) return std::to_string(bytes / (1024 * 1024)) + "MB";
+  if (bytes % 1024 == 0) return std::to_string(bytes / 1024) + "KB";
+  return std::to_string(bytes);
+}
+
+}  // namespace
+
+std::string describe(const Config& c) {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  e << YAML::Key << "spool_dir" << YAML::Value << c.spool_dir;
+  e << YAML::Key << "messenger" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "mode" << YAML::Value << (c.messenger.mode == MessengerMode::Live ? "live" : "dry-run");
+  e << YAML::Key << "api_key" << YAML::Value << show_key(c.messenger.api_key);
+  e << YAML::Key << "secret" << YAML::Value << show_secret(c.messenger.secret);
+  e << YAML::Key << "auth_url" << YAML::Value << c.messenger.auth_url;
+  if (!c.messenger.ca_file.empty()) e << YAML::Key << "ca_file" << YAML::Value << c.messenger.ca_file;
+  e << YAML::Key << "allow_plain_http" << YAML::Value << c.messenger.allow_plain_http;
+  e << YAML::Key << "max_in_flight" << YAML::Value << c.messenger.max_in_flight;
+  e << YAML::EndMap;
+  if (c.smtp) {
+    const SmtpConfig& s = *c.smtp;
+    e << YAML::Key << "smtp" << YAML::Value << YAML::BeginMap;
+    e << YAML::Key << "listen" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto& l : s.listen) e << show_listen(l);
+    e << YAML::EndSeq;
+    e << YAML::Key << "protocol" << YAML::Value << (s.protocol == SmtpProtocol::Smtp ? "smtp" : "lmtp");
+    e << YAML::Key << "hostname" << YAML::Value << s.hostname;
+    e << YAML::Key << "max_message_size" << YAML::Value << show_size(s.max_message_size);
+    e << YAML::Key << "accept" << YAML::Value << YAML::Flow << s.accept;
+    e << YAML::Key << "starttls" << YAML::Value << (s.tls ? "on (" + s.tls->cert_file + ")" : std::string("off"));
+    e << YAML::EndMap;
+  }
+  if (!c.imap.empty()) {
+    e << YAML::Key << "imap" << YAML::Value << YAML::BeginSeq;
+    for (const auto& m : c.imap) {
+      e << YAML::BeginMap;
+      e << YAML::Key << "name" << YAML::Value << m.name;
+      e << YAML::Key << "server" << YAML::Value << m.host + ":" + std::to_string(m.port);
+      e << YAML::Key << "security" << YAML::Value
+        << (m.security == ImapSecurity::Tls ? "tls" : m.security == ImapSecurity::StartTls ? "starttls" : "none");
+      e << YAML::Key << "username" << YAML::Value << m.username;
+      e << YAML::Key << "password" << YAML::Value << show_secret(m.password);
+      e << YAML::Key << "folder" << YAML::Value << m.folder;
+      e << YAML::Key << "after_import" << YAML::Value
+        << (m.after_import == AfterImport::Seen ? "seen"
+            : m.after_import == AfterImport::Delete ? "delete" : "move:" + m.move_to);
+      e << YAML::Key << "idle" << YAML::Value << m.idle;
+      e << YAML::Key << "poll_interval" << YAML::Value << std::to_string(m.poll_interval.count()) + "s";
+      e << YAML::EndMap;
+    }
+    e << YAML::EndSeq;
+  }
+  e << YAML::Key << "mail" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "sender" << YAML::Value << (c.mail.sender == SenderField::From ? "from" : "reply-to");
+  e << YAML::Key << "max_attachment_size" << YAML::Value << show_size(c.mail.max_attachment_size);
+  e << YAML::Key << "loop_id" << YAML::Value << c.mail.loop_id;
+  e << YAML::EndMap;
+  e << YAML::Key << "tickets" << YAML::Value << YAML::BeginMap << YAML::Key << "defaults" << YAML::Value
+    << c.ticket_defaults.dump() << YAML::EndMap;
+  if (c.metrics) e << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap << YAML::Key << "listen"
+                   << YAML::Value << show_listen(c.metrics->listen) << YAML::EndMap;
+  e << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+}  // namespace mailgate::config

@@ -1,0 +1,30 @@
+// Small ASCII/UTF-8 string helpers shared by the mail decoders.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace mailgate::mail {
+
+std::string_view trim(std::string_view s);
+std::string ascii_lower(std::string_view s);
+bool iequals(std::string_view a, std::string_view b);
+bool istarts_with(std::string_view s, std::string_view prefix);
+
+// Collapses every run of whitespace (including CR/LF and other control
+// characters) into one space and trims both ends.
+std::string fold_whitespace(std::string_view s);
+
+bool is_valid_utf8(std::string_view s);
+// Length of the longest prefix of `s` that is valid UTF-8.
+std::size_t utf8_valid_prefix(std::string_view s);
+bool is_ascii(std::string_view s);
+
+// Replaces each invalid UTF-8 sequence with U+FFFD so the result is always
+// safe to put into JSON; valid input is returned unchanged.
+std::string sanitize_utf8(std::string_view s);
+
+// Escapes &, <, >, " for HTML text and attribute values.
+std::string html_escape(std::string_view s);
+
+}  // namespace mailgate::mail

@@ -1,0 +1,423 @@
+// Walks the parsed MIME tree twice: first to render the body (choosing
+// alternatives, resolving cid: images, keeping every inline body part of a
+// multipart/mixed in order), then to collect every part not consumed by the
+// body as an attachment.
+#include "mailgate/mail/ticket_draft.hpp"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "mailgate/mail/charset.hpp"
+#include "mailgate/mail/header_decode.hpp"
+#include "mailgate/mail/html.hpp"
+#include "mailgate/mail/text_util.hpp"
+#include "mailgate/mail/transfer_encoding.hpp"
+
+namespace mailgate::mail {
+namespace {
+
+constexpr std::size_t kMaxFileNameBytes = 200;
+
+std::string sha256_hex(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
+
+std::string strip_angles(std::string_view id) {
+  id = trim(id);
+  if (!id.empty() && id.front() == '<') id.remove_prefix(1);
+  if (auto gt = id.find('>'); gt != std::string_view::npos) id = id.substr(0, gt);
+  return std::string(trim(id));
+}
+
+std::string extension_for(std::string_view content_type) {
+  static const std::map<std::string_view, std::string_view> kExtensions = {
+      {"image/png", "png"},        {"image/jpeg", "jpg"},          {"image/jpg", "jpg"},
+      {"image/pjpeg", "jpg"},      {"image/gif", "gif"},           {"image/bmp", "bmp"},
+      {"image/webp", "webp"},      {"image/tiff", "tif"},          {"image/svg+xml", "svg"},
+      {"image/heic", "heic"},      {"application/pdf", "pdf"},     {"application/zip", "zip"},
+      {"application/json", "json"},{"application/xml", "xml"},     {"text/xml", "xml"},
+      {"text/plain", "txt"},       {"text/html", "html"},          {"text/csv", "csv"},
+      {"text/calendar", "ics"},    {"application/ics", "ics"},     {"text/vcard", "vcf"},
+      {"text/x-vcard", "vcf"},     {"message/rfc822", "eml"},      {"message/delivery-status", "txt"},
+      {"text/rfc822-headers", "txt"}, {"application/pgp-signature", "asc"},
+      {"application/pkcs7-signature", "p7s"}, {"application/x-pkcs7-signature", "p7s"},
+      {"application/msword", "doc"}, {"application/vnd.ms-excel", "xls"},
+      {"application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"},
+      {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"},
+      {"application/vnd.openxmlformats-officedocument.presentationml.presentation", "pptx"},
+      {"application/ms-tnef", "dat"}, {"application/vnd.ms-tnef", "dat"},
+      {"audio/mpeg", "mp3"},       {"video/mp4", "mp4"},           {"application/gzip", "gz"},
+  };
+  auto it = kExtensions.find(content_type);
+  return it == kExtensions.end() ? "bin" : std::string(it->second);
+}
+
+// A file name safe to hand on: no directories, no control characters, not
+// hidden, bounded length (cut on a UTF-8 boundary, extension kept).
+std::string safe_file_name(std::string name) {
+  if (auto slash = name.find_last_of("/\\"); slash != std::string::npos) name = name.substr(slash + 1);
+  std::string clean;
+  for (char c : name) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 32 || u == 127) continue;
+    clean.push_back(c);
+  }
+  clean = fold_whitespace(clean);
+  while (!clean.empty() && (clean.front() == '.' || clean.front() == ' ')) clean.erase(0, 1);
+  if (clean.size() > kMaxFileNameBytes) {
+    std::string ext;
+    if (auto dot = clean.rfind('.'); dot != std::string::npos && clean.size() - dot <= 10) ext = clean.substr(dot);
+    std::size_t keep = kMaxFileNameBytes - ext.size();
+    while (keep > 0 && (static_cast<unsigned char>(clean[keep]) & 0xC0) == 0x80) --keep;
+    clean = clean.substr(0, keep) + ext;
+  }
+  return clean;
+}
+
+std::string human_size(std::size_t bytes) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return buf;
+}
+
+class DraftBuilder {
+ public:
+  DraftBuilder(const ParsedMessage& msg, const DraftOptions& options) : msg_(msg), options_(options) {
+    index_content_ids(msg.root);
+  }
+
+  TicketDraft build() {
+    const MimePart& root = msg_.root;
+    draft_.title = decode_header_text(root.header("Subject"));
+    draft_.title = fold_whitespace(draft_.title);
+    if (draft_.title.empty()) draft_.title = "(no subject)";
+    draft_.message_id = strip_angles(root.header("Message-ID"));
+    draft_.in_reply_to = strip_angles(root.header("In-Reply-To"));
+    choose_user();
+
+    std::string body = render(root);
+    collect_attachments(root);
+    for (const auto& t : msg_.truncations) draft_.skipped.push_back({"(message structure)", t});
+    draft_.message = body + skipped_note();
+    draft_.ignored = ignore_reason();
+    return std::move(draft_);
+  }
+
+ private:
+  // ---- sender ---------------------------------------------------------------
+  void choose_user() {
+    std::vector<std::string_view> order = {"From", "Sender", "Reply-To"};
+    if (options_.sender == SenderPreference::ReplyTo) order = {"Reply-To", "From", "Sender"};
+    for (auto field : order) {
+      auto boxes = parse_address_list(msg_.root.header(field));
+      auto it = std::find_if(boxes.begin(), boxes.end(),
+                             [](const Mailbox& m) { return m.address.find('@') != std::string::npos; });
+      if (it == boxes.end()) continue;
+      draft_.user = *it;
+      break;
+    }
+    if (draft_.user.name.empty()) draft_.user.name = draft_.user.address.substr(0, draft_.user.address.find('@'));
+  }
+
+  // ---- ignore rules -----------------------------------------------------------
+  std::optional<std::string> ignore_reason() const {
+    const MimePart& r = msg_.root;
+    std::string auto_submitted = ascii_lower(trim(r.header("Auto-Submitted")));
+    if (r.find("Auto-Submitted") && auto_submitted.rfind("no", 0) != 0)
+      return "auto-submitted message (Auto-Submitted: " + fold_whitespace(auto_submitted) + ")";
+    std::string precedence = ascii_lower(trim(r.header("Precedence")));
+    if (precedence == "bulk" || precedence == "junk" || precedence == "list")
+      return "bulk mail (Precedence: " + precedence + ")";
+    for (auto f : {"X-Autoreply", "X-Autorespond", "X-Autoresponder"})
+      if (r.find(f)) return std::string("auto-reply (") + f + " header)";
+    for (const auto& f : r.headers)
+      if (iequals(f.name, "X-Loop") && ascii_lower(f.value).find(ascii_lower(options_.loop_id)) != std::string::npos)
+        return "mail loop (our own X-Loop: " + options_.loop_id + ")";
+    if (r.find("Return-Path") && strip_angles(r.header("Return-Path")).empty())
+      return "bounce (null sender, Return-Path: <>)";
+    std::string local = ascii_lower(draft_.user.address.substr(0, draft_.user.address.find('@')));
+    if (local == "mailer-daemon" || local == "postmaster")
+      return "bounce (sender " + draft_.user.address + ")";
+    if (r.content_type.value == "multipart/report") return "bounce or notification (multipart/report)";
+    if (draft_.user.address.empty()) return "no sender address (From, Sender and Reply-To missing or unreadable)";
+    return std::nullopt;
+  }
+
+  // ---- body -----------------------------------------------------------------
+  static bool is_attachment_disposition(const MimePart& p) {
+    return parse_header_params(p.header("Content-Disposition")).value == "attachment";
+  }
+  static bool has_file_name(const MimePart& p) {
+    return !parse_header_params(p.header("Content-Disposition")).param("filename").empty() ||
+           !p.content_type.param("name").empty();
+  }
+  static bool is_text_body(const MimePart& p) {
+    const auto& t = p.content_type.value;
+    return (t == "text/plain" || t == "text/html") && !is_attachment_disposition(p) && !has_file_name(p);
+  }
+  static bool is_inline_image(const MimePart& p) {
+    if (p.content_type.value.rfind("image/", 0) != 0) return false;
+    auto disposition = parse_header_params(p.header("Content-Disposition")).value;
+    return disposition == "inline";
+  }
+  // Can this part stand as (part of) the visible body?
+  static bool is_renderable(const MimePart& p) {
+    const auto& t = p.content_type.value;
+    if (t == "multipart/alternative" || t == "multipart/related") return !is_attachment_disposition(p);
+    return is_text_body(p);
+  }
+
+  std::string decoded_text(const MimePart& p) {
+    std::string bytes = decode_transfer_encoding(p.body, p.header("Content-Transfer-Encoding"));
+    std::string charset = p.content_type.param("charset");
+    if (charset.empty() && p.content_type.value == "text/html") charset = sniff_html_charset(bytes);
+    return to_utf8(bytes, charset);
+  }
+
+  std::string render_leaf(const MimePart& p) {
+    consumed_.insert(&p);
+    std::string text = decoded_text(p);
+    if (p.content_type.value == "text/html")
+      return sanitize_html(text, [this](std::string_view src) { return resolve_image(src); });
+    bool flowed = iequals(p.content_type.param("format"), "flowed");
+    bool delsp = iequals(p.content_type.param("delsp"), "yes");
+    return text_to_html(text, flowed, delsp);
+  }
+
+  std::string render(const MimePart& p) {
+    const auto& t = p.content_type.value;
+    if (t == "multipart/alternative") return render_alternative(p);
+    if (t == "multipart/related") return render_related(p);
+    if (p.is_multipart()) return render_mixed(p);
+    if (is_renderable(p)) return render_leaf(p);
+    return {};  // a lone attachment (PDF as the whole message): no body
+  }
+
+  // The richest alternative we can show: HTML (possibly inside related)
+  // before text. The others are consumed unless they carry something a
+  // text/html rendering does not (text/calendar invitations), which then
+  // become attachments.
+  std::string render_alternative(const MimePart& p) {
+    const MimePart* best = nullptr;
+    int best_rank = -1;
+    for (const auto& c : p.children) {
+      int rank = -1;
+      if (c.content_type.value == "text/plain" && !is_attachment_disposition(c)) rank = 1;
+      if (c.content_type.value == "multipart/alternative" || c.content_type.value == "multipart/mixed") rank = 2;
+      if (c.content_type.value == "text/html" && !is_attachment_disposition(c)) rank = 3;
+      if (c.content_type.value == "multipart/related") rank = 3;
+      if (rank >= best_rank && rank >= 0) {
+        best = &c;
+        best_rank = rank;
+      }
+    }
+    for (const auto& c : p.children)
+      if (&c != best && (c.content_type.value == "text/plain" || c.content_type.value == "text/html"))
+        consumed_.insert(&c);
+    return best ? render(*best) : std::string();
+  }
+
+  // RFC 2387: the root (named by start=, else the first part) is the body;
+  // the others are resources it references by cid:.
+  std::string render_related(const MimePart& p) {
+    if (p.children.empty()) return {};
+    const MimePart* root = &p.children.front();
+    if (std::string start = strip_angles(p.content_type.param("start")); !start.empty())
+      for (const auto& c : p.children)
+        if (iequals(strip_angles(c.header("Content-ID")), start)) root = &c;
+    return render(*root);
+  }
+
+  // Every inline body part in order; inline images in between are shown
+  // where they stand (Apple Mail, iOS: text, image, text).
+  std::string render_mixed(const MimePart& p) {
+    std::string out;
+    for (const auto& c : p.children) {
+      std::string piece;
+      if (c.is_multipart() && !c.children.empty()) {
+        piece = render(c);  // nested containers render in place
+      } else if (is_text_body(c)) {
+        piece = render_leaf(c);
+      } else if (is_inline_image(c)) {
+        if (auto ref = add_media(c, /*inline_image=*/true)) piece = "<p><img src=\"att:" + *ref + "\"/></p>";
+      }
+      if (!piece.empty()) out += (out.empty() ? "" : "\n") + piece;
+    }
+    return out;
+  }
+
+  // ---- media ----------------------------------------------------------------
+  void index_content_ids(const MimePart& p) {
+    if (std::string cid = strip_angles(p.header("Content-ID")); !cid.empty() && !p.is_multipart())
+      by_content_id_.emplace(ascii_lower(cid), &p);
+    for (const auto& c : p.children) index_content_ids(c);
+  }
+
+  std::optional<std::string> resolve_image(std::string_view src) {
+    if (istarts_with(src, "cid:")) {
+      std::string cid = ascii_lower(percent_decoded(src.substr(4)));
+      auto it = by_content_id_.find(strip_angles(cid));
+      if (it == by_content_id_.end()) return std::nullopt;
+      if (consumed_.count(it->second) && !media_of_.count(it->second)) return std::nullopt;  // skipped
+      if (auto known = media_of_.find(it->second); known != media_of_.end()) {
+        draft_.media[known->second].inline_image = true;
+        return "att:" + draft_.media[known->second].ref;
+      }
+      if (auto ref = add_media(*it->second, /*inline_image=*/true)) return "att:" + *ref;
+      return std::nullopt;
+    }
+    if (istarts_with(src, "data:image/")) return add_data_uri_image(src);
+    return std::nullopt;  // remote: never loaded
+  }
+
+  static std::string percent_decoded(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '%' && i + 2 < s.size() && isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+          isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+        out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+        i += 2;
+      } else {
+        out.push_back(s[i]);
+      }
+    }
+    return out;
+  }
+
+  // <img src="data:image/png;base64,..."> becomes an uploaded inline image,
+  // so the ticket message stays small and the image is kept.
+  std::optional<std::string> add_data_uri_image(std::string_view src) {
+    std::size_t comma = src.find(',');
+    if (comma == std::string_view::npos) return std::nullopt;
+    std::string meta = ascii_lower(src.substr(5, comma - 5));
+    if (meta.find(";base64") == std::string::npos) return std::nullopt;
+    std::string type = meta.substr(0, meta.find(';'));
+    std::string bytes = decode_base64(src.substr(comma + 1));
+    return add_bytes(std::move(bytes), type, "", "", true);
+  }
+
+  std::string file_name_of(const MimePart& p, const std::string& bytes) {
+    std::string name = parse_header_params(p.header("Content-Disposition")).param("filename");
+    if (name.empty()) name = p.content_type.param("name");
+    if (name.empty() && p.content_type.value == "message/rfc822") {
+      MimePart inner;
+      parse_header_block(bytes, inner, options_.limits);
+      std::string subject = fold_whitespace(decode_header_text(inner.header("Subject")));
+      name = (subject.empty() ? "forwarded-message" : subject) + ".eml";
+    }
+    if (name.empty() && (p.content_type.value == "application/ms-tnef" ||
+                         p.content_type.value == "application/vnd.ms-tnef"))
+      name = "winmail.dat";
+    return safe_file_name(name);
+  }
+
+  std::optional<std::string> add_media(const MimePart& p, bool inline_image) {
+    consumed_.insert(&p);
+    std::string bytes = decode_transfer_encoding(p.body, p.header("Content-Transfer-Encoding"));
+    std::string name = file_name_of(p, bytes);
+    std::string ref = add_bytes(std::move(bytes), p.content_type.value, name,
+                                strip_angles(p.header("Content-ID")), inline_image);
+    if (ref.empty()) return std::nullopt;
+    media_of_[&p] = draft_.media.size() - 1;
+    return ref;
+  }
+
+  // Returns the new ref, or "" when the part is skipped (too large, empty).
+  std::string add_bytes(std::string bytes, const std::string& content_type, std::string name,
+                        std::string content_id, bool inline_image) {
+    std::size_t n = draft_.media.size() + 1;
+    if (name.empty())
+      name = std::string(content_type.rfind("image/", 0) == 0 ? "image-" : "attachment-") + std::to_string(n) +
+             "." + extension_for(content_type);
+    if (bytes.size() > options_.max_media_bytes) {
+      draft_.skipped.push_back({name, "larger than " + std::to_string(options_.max_media_bytes / (1024 * 1024)) +
+                                          " MB media limit (" + human_size(bytes.size()) + ")"});
+      return {};
+    }
+    if (bytes.empty()) {
+      draft_.skipped.push_back({name, "empty attachment"});
+      return {};
+    }
+    MediaItem m;
+    m.ref = "media-" + std::to_string(n);
+    m.name = std::move(name);
+    m.content_type = content_type;
+    m.sha256 = sha256_hex(bytes);
+    m.bytes = std::move(bytes);
+    m.inline_image = inline_image;
+    m.content_id = std::move(content_id);
+    draft_.media.push_back(std::move(m));
+    return draft_.media.back().ref;
+  }
+
+  void collect_attachments(const MimePart& p) {
+    if (p.is_multipart()) {
+      for (const auto& c : p.children) collect_attachments(c);
+      return;
+    }
+    if (consumed_.count(&p) || media_of_.count(&p)) return;
+    // A text part outside any body context (e.g. the second text/plain of
+    // a multipart/alternative we did not choose) is consumed there; what is
+    // left here is a real attachment.
+    add_media(p, false);
+  }
+
+  std::string skipped_note() const {
+    std::vector<const SkippedPart*> visible;
+    for (const auto& s : draft_.skipped)
+      if (s.reason != "empty attachment") visible.push_back(&s);
+    if (visible.empty()) return {};
+    std::string note = "\n<p><em>Not imported by mailgate:</em></p>\n<ul>";
+    for (const auto* s : visible) note += "<li>" + html_escape(s->name) + ": " + html_escape(s->reason) + "</li>";
+    return note + "</ul>";
+  }
+
+  const ParsedMessage& msg_;
+  const DraftOptions& options_;
+  TicketDraft draft_;
+  std::map<std::string, const MimePart*> by_content_id_;
+  std::map<const MimePart*, std::size_t> media_of_;
+  std::set<const MimePart*> consumed_;
+};
+
+// Some well-formed field a mail has; a file with none of them is not a mail.
+bool looks_like_mail(const MimePart& root) {
+  static constexpr std::string_view kFields[] = {"From", "Sender", "To", "Subject", "Date", "Message-ID",
+                                                 "Received", "Return-Path", "MIME-Version", "Reply-To"};
+  for (auto f : kFields)
+    if (root.find(f)) return true;
+  return false;
+}
+
+}  // namespace
+
+DraftResult build_draft(std::string_view raw, const DraftOptions& options) {
+  DraftResult result;
+  if (trim(raw).empty()) {
+    result.error = "not an email message: the input is empty";
+    return result;
+  }
+  ParsedMessage msg = parse_mime(raw, options.limits);
+  if (!looks_like_mail(msg.root)) {
+    result.error = "not an email message: no RFC 5322 header fields (From, To, Subject, Date, ...) found";
+    return result;
+  }
+  result.draft = DraftBuilder(msg, options).build();
+  return result;
+}
+
+}  // namespace mailgate::mail
