@@ -12,6 +12,7 @@ enum class TokenKind { Word, Quoted, Comment, Angle, Special };
 struct Token {
   TokenKind kind;
   std::string text;  // Special: the character
+  bool space_before = false;
 };
 
 constexpr std::size_t kMaxCommentDepth = 32;
@@ -19,10 +20,14 @@ constexpr std::size_t kMaxCommentDepth = 32;
 std::vector<Token> tokenize(std::string_view s) {
   std::vector<Token> tokens;
   std::size_t i = 0;
+  bool space = false;
   while (i < s.size()) {
     char c = s[i];
+    std::size_t before = tokens.size();
     if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
       ++i;
+      space = true;
+      continue;
     } else if (c == '"') {
       std::string text;
       ++i;
@@ -70,6 +75,8 @@ std::vector<Token> tokenize(std::string_view s) {
       while (i < s.size() && std::string_view(" \t\r\n\"(<,;:@.>").find(s[i]) == std::string_view::npos) ++i;
       tokens.push_back({TokenKind::Word, std::string(s.substr(b, i - b))});
     }
+    if (tokens.size() > before) tokens.back().space_before = space;
+    space = false;
   }
   return tokens;
 }
@@ -79,8 +86,12 @@ std::string clean_angle_address(std::string_view a) {
   if (auto colon = a.find(':'); colon != std::string_view::npos && !a.empty() && a.front() == '@')
     a = a.substr(colon + 1);
   std::string out;
-  for (char c : a)
-    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') out.push_back(c);
+  int comment_depth = 0;  // "pete(his account)@silly.test(his host)"
+  for (char c : a) {
+    if (c == '(') ++comment_depth;
+    else if (c == ')' && comment_depth > 0) --comment_depth;
+    else if (comment_depth == 0 && c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '"') out.push_back(c);
+  }
   return out;
 }
 
@@ -98,18 +109,15 @@ class MailboxBuilder {
       case TokenKind::Special:
         if (t.text == "@" || t.text == ".") {
           bare_ += t.text;
-          phrase_ += t.text;  // "John Q. Public": the dot binds to the left
-          glue_next_ = true;
+          append_to_phrase(t);
         }
         break;
       case TokenKind::Word:
       case TokenKind::Quoted:
         bare_ += t.text;
-        if (!phrase_.empty() && !glue_next_) phrase_ += ' ';
-        // A quoted word may carry encoded-words (Outlook); mark it so the
-        // phrase decoder treats it like any other text.
-        phrase_ += t.text;
-        glue_next_ = false;
+        // A quoted word may carry encoded-words (Outlook): the phrase is
+        // decoded as a whole later, quoted or not.
+        append_to_phrase(t);
         if (t.kind == TokenKind::Quoted) bare_is_address_ = false;
         break;
     }
@@ -136,9 +144,14 @@ class MailboxBuilder {
   void drop_phrase_as_group_name() { *this = MailboxBuilder{}; }
 
  private:
+  // Words keep the spacing they had in the header ("John Q. Public").
+  void append_to_phrase(const Token& t) {
+    if (!phrase_.empty() && t.space_before) phrase_ += ' ';
+    phrase_ += t.text;
+  }
+
   std::string phrase_, bare_, angle_, comment_;
   bool has_angle_ = false;
-  bool glue_next_ = false;
   bool bare_is_address_ = true;
 };
 

@@ -112,6 +112,8 @@ class DraftBuilder {
     std::string body = render(root);
     collect_attachments(root);
     for (const auto& t : msg_.truncations) draft_.skipped.push_back({"(message structure)", t});
+    // The API needs a message; a scan-to-mail PDF has none of its own.
+    if (trim(body).empty()) body = "<p><em>(no message text)</em></p>";
     draft_.message = body + skipped_note();
     draft_.ignored = ignore_reason();
     return std::move(draft_);
@@ -120,17 +122,40 @@ class DraftBuilder {
  private:
   // ---- sender ---------------------------------------------------------------
   void choose_user() {
+    const MimePart& r = msg_.root;
     std::vector<std::string_view> order = {"From", "Sender", "Reply-To"};
     if (options_.sender == SenderPreference::ReplyTo) order = {"Reply-To", "From", "Sender"};
+    // Lists that rewrite From for DMARC (Google Groups: "'Jane' via Support"
+    // <the list>) keep the real author here; the list's address would make
+    // every post a ticket from the list itself.
+    for (auto field : {"X-Original-Sender", "X-Original-From"})
+      if (r.find(field)) order.insert(order.begin(), field);
     for (auto field : order) {
-      auto boxes = parse_address_list(msg_.root.header(field));
+      auto boxes = parse_address_list(r.header(field));
       auto it = std::find_if(boxes.begin(), boxes.end(),
                              [](const Mailbox& m) { return m.address.find('@') != std::string::npos; });
       if (it == boxes.end()) continue;
       draft_.user = *it;
       break;
     }
+    if (draft_.user.name.empty()) draft_.user.name = name_from_other_fields(draft_.user.address);
     if (draft_.user.name.empty()) draft_.user.name = draft_.user.address.substr(0, draft_.user.address.find('@'));
+  }
+
+  // The display name given to `address` in From, Reply-To or Sender, or the
+  // author's name in a list-rewritten From ("'Carla Rossi' via Support").
+  std::string name_from_other_fields(const std::string& address) const {
+    for (auto field : {"From", "Reply-To", "Sender"})
+      for (const auto& m : parse_address_list(msg_.root.header(field)))
+        if (iequals(m.address, address) && !m.name.empty()) return m.name;
+    for (const auto& m : parse_address_list(msg_.root.header("From"))) {
+      std::size_t via = m.name.rfind(" via ");
+      if (via == std::string::npos || via == 0) continue;
+      std::string name = m.name.substr(0, via);
+      if (name.size() >= 2 && name.front() == '\'' && name.back() == '\'') name = name.substr(1, name.size() - 2);
+      return name;
+    }
+    return {};
   }
 
   // ---- ignore rules -----------------------------------------------------------
@@ -307,7 +332,9 @@ class DraftBuilder {
     if (meta.find(";base64") == std::string::npos) return std::nullopt;
     std::string type = meta.substr(0, meta.find(';'));
     std::string bytes = decode_base64(src.substr(comma + 1));
-    return add_bytes(std::move(bytes), type, "", "", true);
+    std::string ref = add_bytes(std::move(bytes), type, "", "", true);
+    if (ref.empty()) return std::nullopt;
+    return "att:" + ref;
   }
 
   std::string file_name_of(const MimePart& p, const std::string& bytes) {
@@ -317,6 +344,9 @@ class DraftBuilder {
       MimePart inner;
       parse_header_block(bytes, inner, options_.limits);
       std::string subject = fold_whitespace(decode_header_text(inner.header("Subject")));
+      // A subject is not a path: its slashes must not be taken as folders.
+      std::replace(subject.begin(), subject.end(), '/', '-');
+      std::replace(subject.begin(), subject.end(), '\\', '-');
       name = (subject.empty() ? "forwarded-message" : subject) + ".eml";
     }
     if (name.empty() && (p.content_type.value == "application/ms-tnef" ||

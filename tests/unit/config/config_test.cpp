@@ -1,0 +1,144 @@
+// The configuration file: every problem reported with its position, all at
+// once; secrets loaded but never shown.
+#include "mailgate/config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+using namespace mailgate::config;
+
+namespace {
+const char* kMinimal = R"(spool_dir: /tmp/spool
+messenger:
+  mode: dry-run
+smtp:
+  listen: ["127.0.0.1:2525"]
+  accept: ["support@example.com"]
+)";
+
+std::vector<std::string> errors_of(const std::string& yaml) {
+  std::vector<std::string> out;
+  for (const auto& e : load_config_text(yaml, "t.yaml").errors) out.push_back(e.to_string());
+  return out;
+}
+}  // namespace
+
+TEST(Config, MinimalDryRunIsValid) {
+  auto r = load_config_text(kMinimal, "t.yaml");
+  ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].to_string());
+  EXPECT_EQ(r.config->messenger.mode, MessengerMode::DryRun);
+  ASSERT_TRUE(r.config->smtp);
+  EXPECT_EQ(r.config->smtp->listen[0].port, 2525);
+  EXPECT_EQ(r.config->smtp->max_message_size, 25u * 1024 * 1024);
+}
+
+TEST(Config, TheDocumentedExampleIsValid) {
+  auto r = load_config_file(MAILGATE_SOURCE_DIR "/config/mailgate.example.yaml");
+  for (const auto& e : r.errors) ADD_FAILURE() << e.to_string();
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->messenger.mode, MessengerMode::DryRun);
+}
+
+TEST(Config, UnknownKeyWithLineAndColumn) {
+  auto errors = errors_of(std::string(kMinimal) + "smtp_typo: 1\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("t.yaml:7:1: unknown key 'smtp_typo'", 0), 0u) << errors[0];
+}
+
+TEST(Config, WrongTypesAndBadValuesAllReported) {
+  auto errors = errors_of(R"(messenger:
+  mode: dry-run
+  max_in_flight: lots
+smtp:
+  listen: ["127.0.0.1:99999"]
+  accept: ["support@example.com"]
+  max_message_size: huge
+imap:
+  - name: box
+    host: imap.example.com
+    username: u
+    password_env: MAILGATE_TEST_UNSET_VARIABLE
+    after_import: archive
+    poll_interval: soon
+)");
+  ASSERT_EQ(errors.size(), 6u);
+  EXPECT_EQ(errors[0], "t.yaml:3:18: 'max_in_flight' must be a whole number");
+  EXPECT_EQ(errors[1].rfind("t.yaml:5:12: listen address '127.0.0.1:99999'", 0), 0u) << errors[1];
+  EXPECT_EQ(errors[2].rfind("t.yaml:7:21: 'max_message_size' must be a size", 0), 0u) << errors[2];
+  EXPECT_EQ(errors[3].rfind("t.yaml:12:19: environment variable MAILGATE_TEST_UNSET_VARIABLE is not set", 0), 0u) << errors[3];
+  EXPECT_EQ(errors[4].rfind("t.yaml:13:19: after_import must be", 0), 0u) << errors[4];
+  EXPECT_EQ(errors[5].rfind("t.yaml:14:20: 'poll_interval' must be a duration", 0), 0u) << errors[5];
+}
+
+TEST(Config, MissingRequiredKeys) {
+  auto errors = errors_of("messenger:\n  auth_url: https://api.inbenta.io/v1\nsmtp:\n  listen: 127.0.0.1:25\n");
+  // live mode needs api_key and a secret; smtp needs accept.
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_NE(errors[0].find("missing required key 'api_key'"), std::string::npos);
+  EXPECT_NE(errors[1].find("missing 'secret_file' or 'secret_env'"), std::string::npos);
+  EXPECT_NE(errors[2].find("smtp.accept must list"), std::string::npos);
+}
+
+TEST(Config, YamlSyntaxErrorHasPosition) {
+  auto errors = errors_of("messenger:\n  mode: [dry-run\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("t.yaml:", 0), 0u);
+  EXPECT_NE(errors[0].find("YAML syntax error"), std::string::npos);
+}
+
+TEST(Config, DuplicateKeysAreErrors) {
+  auto errors = errors_of(std::string(kMinimal) + "spool_dir: /elsewhere\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("duplicate key 'spool_dir'"), std::string::npos);
+}
+
+TEST(Config, PlainHttpNeedsExplicitConsent) {
+  auto errors = errors_of("messenger:\n  mode: dry-run\n  auth_url: http://127.0.0.1:8080/v1\nsmtp: {listen: 127.0.0.1:1, accept: [a@b]}\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("allow_plain_http"), std::string::npos);
+}
+
+TEST(Config, SecretsAreLoadedButNeverDescribed) {
+  std::string path = ::testing::TempDir() + "/mailgate-secret";
+  std::ofstream(path) << "s3cr3t-value\n";
+  setenv("MAILGATE_TEST_IMAP_PASSWORD", "imap-pass-value", 1);
+  auto r = load_config_text("messenger:\n  api_key: key-1234567890\n  secret_file: " + path +
+                                "\nimap:\n  - {name: b, host: h, username: u, password_env: MAILGATE_TEST_IMAP_PASSWORD}\n",
+                            "t.yaml");
+  ASSERT_TRUE(r.config) << r.errors[0].to_string();
+  EXPECT_EQ(r.config->messenger.secret.value, "s3cr3t-value");
+  EXPECT_EQ(r.config->imap[0].password.value, "imap-pass-value");
+  std::string shown = describe(*r.config);
+  EXPECT_EQ(shown.find("s3cr3t"), std::string::npos);
+  EXPECT_EQ(shown.find("imap-pass"), std::string::npos);
+  EXPECT_EQ(shown.find("key-1234567890"), std::string::npos);
+  EXPECT_NE(shown.find("****7890"), std::string::npos);
+}
+
+TEST(Config, SizesAndDurations) {
+  EXPECT_EQ(parse_size("25MB"), 25u * 1024 * 1024);
+  EXPECT_EQ(parse_size("512 kb"), 512u * 1024);
+  EXPECT_EQ(parse_size("1GB"), 1024ull * 1024 * 1024);
+  EXPECT_EQ(parse_size("1024"), 1024u);
+  EXPECT_FALSE(parse_size("MB"));
+  EXPECT_FALSE(parse_size("-5MB"));
+  EXPECT_FALSE(parse_size("5 parsecs"));
+  EXPECT_EQ(parse_duration("60s"), std::chrono::seconds(60));
+  EXPECT_EQ(parse_duration("5m"), std::chrono::seconds(300));
+  EXPECT_EQ(parse_duration("1h"), std::chrono::seconds(3600));
+  EXPECT_EQ(parse_duration("2d"), std::chrono::seconds(172800));
+  EXPECT_EQ(parse_duration("1500ms"), std::chrono::seconds(2));
+  EXPECT_EQ(parse_duration("90"), std::chrono::seconds(90));
+  EXPECT_FALSE(parse_duration("soon"));
+}
+
+TEST(Config, TicketDefaultsBecomeJson) {
+  auto r = load_config_text(std::string(kMinimal) + "tickets:\n  defaults: {priority: 2, source: email, \"queue\": '7'}\n", "t.yaml");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->ticket_defaults["priority"], 2);
+  EXPECT_EQ(r.config->ticket_defaults["source"], "email");
+  auto bad = errors_of(std::string(kMinimal) + "tickets:\n  defaults: {title: x}\n");
+  ASSERT_EQ(bad.size(), 1u);
+}
