@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The README's test command: installs dependencies, builds with
+# AddressSanitizer + UndefinedBehaviorSanitizer, runs every test (unit,
+# golden corpus, CLI contract), then the fuzzers for a bounded time.
+#   MAILGATE_FUZZ_SECONDS=60 (default) bounds each fuzz target.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scripts/install-deps.sh
+jobs=$(nproc)
+
+cmake -S . -B build -DMAILGATE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ctest --test-dir build --output-on-failure -j"$jobs" | tee build/ctest.log
+total=$(sed -n 's/.* tests failed out of \([0-9]*\)$/\1/p' build/ctest.log)
+
+tests/fuzz/run_fuzz.sh "${MAILGATE_FUZZ_SECONDS:-60}"
+echo "mailgate: $((total + 1)) passed, 0 failed"
