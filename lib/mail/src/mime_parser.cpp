@@ -170,6 +170,7 @@ std::size_t parse_header_block(std::string_view raw, MimePart& part, const MimeL
   if (raw.substr(0, 5) == "From ") pos = line_at(raw, 0).next;
   std::size_t kept_bytes = 0;
   bool over_limit = false;
+  bool long_field = false;
   std::size_t body_at = raw.size();
   while (pos < raw.size()) {
     Line line = line_at(raw, pos);
@@ -180,8 +181,13 @@ std::size_t parse_header_block(std::string_view raw, MimePart& part, const MimeL
     }
     if (text[0] == ' ' || text[0] == '\t') {
       if (!part.headers.empty() && !over_limit) {
-        part.headers.back().value.append("\r\n").append(text);
-        kept_bytes += text.size();
+        std::string& value = part.headers.back().value;
+        if (value.size() + text.size() + 2 > limits.max_field_bytes) {
+          long_field = true;
+        } else {
+          value.append("\r\n").append(text);
+          kept_bytes += text.size();
+        }
       }
     } else {
       std::size_t colon = text.find(':');
@@ -196,8 +202,12 @@ std::size_t parse_header_block(std::string_view raw, MimePart& part, const MimeL
       if (!over_limit) {
         std::string_view value = text.substr(colon + 1);
         if (!value.empty() && (value[0] == ' ' || value[0] == '\t')) value.remove_prefix(1);
+        if (value.size() > limits.max_field_bytes) {
+          value = value.substr(0, limits.max_field_bytes);
+          long_field = true;
+        }
         part.headers.push_back({std::string(name), std::string(value)});
-        kept_bytes += text.size();
+        kept_bytes += name.size() + value.size();
       }
     }
     if (kept_bytes > limits.max_header_bytes) over_limit = true;
@@ -207,6 +217,9 @@ std::size_t parse_header_block(std::string_view raw, MimePart& part, const MimeL
     truncations->push_back("header block larger than the limit (" + std::to_string(limits.max_header_bytes) +
                            " bytes or " + std::to_string(limits.max_header_fields) +
                            " fields); the excess fields were ignored");
+  if (long_field && truncations)
+    truncations->push_back("a header field longer than " + std::to_string(limits.max_field_bytes) +
+                           " bytes was cut short");
   return body_at;
 }
 

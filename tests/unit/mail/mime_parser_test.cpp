@@ -125,3 +125,16 @@ TEST(MimeParser, DigestChildrenDefaultToMessage) {
   ASSERT_EQ(m.root.children.size(), 1u);
   EXPECT_EQ(m.root.children[0].content_type.value, "message/rfc822");
 }
+
+TEST(MimeParser, OverlongHeaderLinesAreCut) {
+  MimeLimits limits;
+  limits.max_field_bytes = 100;
+  std::string raw = "From: a@b\r\nSubject: " + std::string(10 * 1024 * 1024, 'x') + "\r\nX-Folded: a\r\n " +
+                    std::string(200, 'y') + "\r\n\r\nbody";
+  auto m = parse_mime(raw, limits);
+  EXPECT_EQ(m.root.header("Subject").size(), 100u);
+  EXPECT_EQ(m.root.header("X-Folded"), "a");
+  EXPECT_EQ(m.root.body, "body");
+  ASSERT_EQ(m.truncations.size(), 1u);
+  EXPECT_NE(m.truncations[0].find("longer than 100 bytes"), std::string::npos);
+}

@@ -24,6 +24,7 @@ struct MimeLimits {
   std::size_t max_parts = 1000;                // entities in one message
   std::size_t max_header_bytes = 256 * 1024;   // one entity's header block
   std::size_t max_header_fields = 1000;        // fields kept per entity
+  std::size_t max_field_bytes = 64 * 1024;     // one field, folded lines included
 };
 
 struct HeaderField {
