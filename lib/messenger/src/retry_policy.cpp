@@ -1,0 +1,68 @@
+// Status classification, backoff and Retry-After parsing.
+#include "mailgate/messenger/retry_policy.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+namespace mailgate::messenger {
+
+Verdict classify_status(int status) {
+  if (status >= 200 && status < 300) return Verdict::Success;
+  if (status == 401) return Verdict::ReauthenticateOnce;
+  if (status == 403) return Verdict::Forbidden;
+  if (status == 408 || status == 425 || status == 429 || status >= 500) return Verdict::RetryLater;
+  return Verdict::Permanent;
+}
+
+std::chrono::milliseconds backoff_delay(const BackoffSettings& s, int attempt, std::mt19937_64& rng) {
+  double ceiling = static_cast<double>(s.base.count());
+  for (int i = 0; i < attempt && ceiling < static_cast<double>(s.cap.count()); ++i) ceiling *= 2;
+  ceiling = std::min(ceiling, static_cast<double>(s.cap.count()));
+  std::uniform_real_distribution<double> dist(0.0, ceiling);
+  return std::chrono::milliseconds(static_cast<long long>(dist(rng)));
+}
+
+std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, std::int64_t now_unix,
+                                                           const BackoffSettings& s) {
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  std::int64_t seconds;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (value.size() > 9) return s.max_retry_after;
+    seconds = std::stoll(std::string(value));
+  } else {
+    std::tm tm{};
+    std::string text(value);
+    const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end != '\0') return std::nullopt;
+    seconds = static_cast<std::int64_t>(timegm(&tm)) - now_unix;
+    if (seconds < 0) seconds = 0;
+  }
+  auto ms = std::chrono::milliseconds(seconds * 1000);
+  return std::min(ms, s.max_retry_after);
+}
+
+std::string api_error_message(std::string_view body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (!j.is_discarded() && j.is_object()) {
+    auto text = [](const nlohmann::json& v) -> std::string {
+      if (v.is_string()) return v.get<std::string>();
+      if (v.is_object() && v.contains("message") && v["message"].is_string()) return v["message"].get<std::string>();
+      return {};
+    };
+    if (j.contains("error")) {
+      if (auto t = text(j["error"]); !t.empty()) return t;
+    }
+    if (auto t = text(j); !t.empty()) return t;
+  }
+  std::string s(body.substr(0, 200));
+  for (char& c : s)
+    if (static_cast<unsigned char>(c) < 32) c = ' ';
+  return s.empty() ? "(empty response body)" : s;
+}
+
+}  // namespace mailgate::messenger

@@ -1,0 +1,470 @@
+// MessengerClient against the fake Messenger over real TLS on 127.0.0.1:
+// the contract, each fault alone, a fault storm, certificate checks.
+#include "mailgate/messenger/messenger_client.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "fake_messenger.hpp"
+
+namespace fs = std::filesystem;
+using namespace mailgate;
+using namespace mailgate::messenger;
+using mailgate::testing::ExistingUserStyle;
+using mailgate::testing::FakeMessenger;
+using mailgate::testing::FakeMessengerOptions;
+using mailgate::testing::Fault;
+using std::chrono::milliseconds;
+
+namespace {
+
+// Test PKI made with the openssl command line, as an operator would.
+struct TestPki {
+  fs::path dir;
+  std::string ca, server_cert, server_key, wrong_host_cert, wrong_host_key, other_ca;
+};
+
+TestPki& pki() {
+  static TestPki p = [] {
+    TestPki t;
+    t.dir = fs::temp_directory_path() / ("mailgate-pki-" + std::to_string(getpid()));
+    fs::create_directories(t.dir);
+    auto sh = [&](const std::string& cmd) {
+      std::string full = "cd '" + t.dir.string() + "' && " + cmd + " >/dev/null 2>&1";
+      if (std::system(full.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
+    };
+    const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    sh("openssl req -x509 " + key + " -keyout ca.key -out ca.pem -days 2 -subj '/CN=mailgate test CA'");
+    sh("openssl req -x509 " + key + " -keyout other-ca.key -out other-ca.pem -days 2 -subj '/CN=someone else'");
+    auto leaf = [&](const std::string& name, const std::string& san) {
+      sh("openssl req " + key + " -keyout " + name + ".key -out " + name + ".csr -subj '/CN=" + name + "'");
+      sh("printf 'subjectAltName=" + san + "\\n' > " + name + ".ext");
+      sh("openssl x509 -req -in " + name + ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -out " + name +
+         ".pem -days 2 -extfile " + name + ".ext");
+    };
+    leaf("localhost", "DNS:localhost,IP:127.0.0.1");
+    leaf("wrong", "DNS:wrong.example");
+    t.ca = (t.dir / "ca.pem").string();
+    t.other_ca = (t.dir / "other-ca.pem").string();
+    t.server_cert = (t.dir / "localhost.pem").string();
+    t.server_key = (t.dir / "localhost.key").string();
+    t.wrong_host_cert = (t.dir / "wrong.pem").string();
+    t.wrong_host_key = (t.dir / "wrong.key").string();
+    return t;
+  }();
+  return p;
+}
+
+FakeMessengerOptions tls_fake_options() {
+  FakeMessengerOptions o;
+  o.cert_file = pki().server_cert;
+  o.key_file = pki().server_key;
+  return o;
+}
+
+MessengerSettings settings_for(const FakeMessenger& fake) {
+  MessengerSettings s;
+  s.api_key = "test-api-key";
+  s.secret = "test-secret";
+  s.auth_url = fake.auth_url();
+  s.tls.ca_file = pki().ca;
+  s.backoff.base = milliseconds(20);
+  s.backoff.cap = milliseconds(200);
+  s.retry_for = milliseconds(20'000);
+  s.http.read_timeout = milliseconds(3'000);
+  return s;
+}
+
+// Runs one coroutine to completion on `io`.
+template <class T>
+T run(net::asio::io_context& io, net::asio::awaitable<T> task) {
+  std::optional<T> out;
+  std::exception_ptr failure;
+  net::asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
+    if (e) failure = e;
+    else out.emplace(std::move(value));
+  });
+  io.restart();
+  io.run();
+  if (failure) std::rethrow_exception(failure);
+  return std::move(*out);
+}
+
+std::string bytes_of(std::size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  std::mt19937 rng(seed);
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+const CallContext kCtx{"test-spool-id"};
+
+class MessengerClientTest : public ::testing::Test {
+ protected:
+  net::asio::io_context io;
+};
+
+}  // namespace
+
+TEST_F(MessengerClientTest, HappyPathUserMediaTicketOverTlsOnOneConnection) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  const std::string png = bytes_of(5000, 1);
+  auto user = run(io, client.create_user("Jane Doe", "jane@example.com", kCtx));
+  ASSERT_TRUE(user) << user.error().message;
+  auto media = run(io, client.upload_media("logo.png", png, kCtx));
+  ASSERT_TRUE(media) << media.error().message;
+  NewTicket t{"Printer on fire", "<p>See <img src=\"att:" + media.value() + "\"/></p>", user.value(), {media.value()},
+              {{"source", "email"}}};
+  auto ticket = run(io, client.create_ticket(t, kCtx));
+  ASSERT_TRUE(ticket) << ticket.error().message;
+  auto reply = run(io, client.add_reply(ticket.value(), NewReply{"<p>more</p>", user.value(), {}}, kCtx));
+  ASSERT_TRUE(reply) << reply.error().message;
+
+  auto tickets = fake.tickets();
+  ASSERT_EQ(tickets.size(), 1u);
+  EXPECT_EQ(tickets[0].id, ticket.value());
+  EXPECT_EQ(tickets[0].title, "Printer on fire");
+  EXPECT_EQ(tickets[0].creator, user.value());
+  EXPECT_EQ(tickets[0].attachments, std::vector<std::string>{media.value()});
+  EXPECT_EQ(tickets[0].request["source"], "email");
+  ASSERT_EQ(fake.media().size(), 1u);
+  EXPECT_EQ(fake.media()[0].content, png);  // byte for byte
+  EXPECT_EQ(fake.users()[0].address, "jane@example.com");
+  // Auth, discovery once, then the calls; all on one kept-alive connection.
+  EXPECT_EQ(fake.count("auth"), 1u);
+  EXPECT_EQ(fake.count("apis"), 1u);
+  EXPECT_EQ(client.http().connections_opened(), 1u);
+}
+
+TEST_F(MessengerClientTest, ExistingUsersAnswerWithTheirIdInEveryStyle) {
+  for (auto style : {ExistingUserStyle::ConflictWithId, ExistingUserStyle::ConflictWithoutId, ExistingUserStyle::OkWithId}) {
+    FakeMessenger fake(tls_fake_options());
+    fake.set_existing_user_style(style);
+    MessengerClient client(io.get_executor(), settings_for(fake));
+    auto first = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+    auto again = run(io, client.create_user("Jane D.", "JANE@example.com", kCtx));
+    ASSERT_TRUE(first && again) << (again ? first.error().message : again.error().message);
+    EXPECT_EQ(first.value(), again.value());
+    EXPECT_EQ(fake.users().size(), 1u);
+    EXPECT_EQ(fake.count("find_user"), style == ExistingUserStyle::ConflictWithoutId ? 1u : 0u);
+  }
+}
+
+class EachFaultAlone : public MessengerClientTest, public ::testing::WithParamInterface<Fault> {};
+
+TEST_P(EachFaultAlone, TicketArrivesExactlyOnce) {
+  FakeMessenger fake(tls_fake_options());
+  fake.set_retry_after("0");
+  fake.set_slow_delay(milliseconds(100));
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_TRUE(user);
+  fake.script_faults("tickets", {GetParam()});
+  auto ticket = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user.value(), {}, {}}, kCtx));
+  ASSERT_TRUE(ticket) << ticket.error().message;
+  EXPECT_EQ(fake.tickets().size(), 1u);
+  const bool answered_first_time = GetParam() == Fault::Slow || GetParam() == Fault::DropAfterResponse;
+  std::size_t attempts = 0;
+  for (const auto& r : fake.requests()) attempts += r.call == "tickets";
+  EXPECT_EQ(attempts, answered_first_time ? 1u : 2u);
+  // After a dropped connection the next call reconnects and succeeds.
+  auto second = run(io, client.create_user("Bob", "bob@example.com", kCtx));
+  EXPECT_TRUE(second);
+}
+
+std::string fault_test_name(const ::testing::TestParamInfo<Fault>& info) {
+  static const char* const kNames[] = {"Status500", "Status503", "Status429", "DropBeforeResponse",
+                                       "DropAfterResponse", "Slow"};
+  return kNames[static_cast<int>(info.param)];
+}
+
+INSTANTIATE_TEST_SUITE_P(Faults, EachFaultAlone,
+                         ::testing::Values(Fault::Status500, Fault::Status503, Fault::Status429,
+                                           Fault::DropBeforeResponse, Fault::DropAfterResponse, Fault::Slow),
+                         fault_test_name);
+
+TEST_F(MessengerClientTest, FaultsDuringAuthAndDiscoveryAreRetried) {
+  FakeMessenger fake(tls_fake_options());
+  fake.script_faults("auth", {Fault::Status503, Fault::DropBeforeResponse});
+  fake.script_faults("apis", {Fault::Status500});
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_TRUE(user) << user.error().message;
+  EXPECT_EQ(fake.users().size(), 1u);
+}
+
+TEST_F(MessengerClientTest, ASlowAnswerPastTheTimeoutIsRetried) {
+  FakeMessenger fake(tls_fake_options());
+  fake.set_slow_delay(milliseconds(1500));
+  fake.script_faults("users", {Fault::Slow});
+  auto settings = settings_for(fake);
+  settings.http.read_timeout = milliseconds(300);
+  MessengerClient client(io.get_executor(), settings);
+  auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_TRUE(user) << user.error().message;
+  std::this_thread::sleep_for(milliseconds(1500));  // let the slow request land too
+  // Both requests reached the API; creating a user is idempotent by
+  // address, so there is one user either way.
+  EXPECT_EQ(fake.count("users"), 2u);
+  EXPECT_EQ(fake.users().size(), 1u);
+}
+
+TEST_F(MessengerClientTest, RetryAfterIsRespected) {
+  FakeMessenger fake(tls_fake_options());
+  fake.set_retry_after("1");
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_TRUE(user);
+  fake.script_faults("tickets", {Fault::Status429});
+  auto ticket = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user.value(), {}, {}}, kCtx));
+  ASSERT_TRUE(ticket) << ticket.error().message;
+  std::vector<double> at;
+  for (const auto& r : fake.requests())
+    if (r.call == "tickets") at.push_back(r.at);
+  ASSERT_EQ(at.size(), 2u);
+  EXPECT_GE(at[1] - at[0], 0.95) << "retried after " << at[1] - at[0] << " s, Retry-After said 1 s";
+}
+
+TEST_F(MessengerClientTest, ARevokedTokenIsReplacedOnceAndTheCallRetried) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  ASSERT_TRUE(run(io, client.create_user("Jane", "jane@example.com", kCtx)));
+  fake.revoke_all_tokens();
+  auto bob = run(io, client.create_user("Bob", "bob@example.com", kCtx));
+  ASSERT_TRUE(bob) << bob.error().message;
+  EXPECT_EQ(fake.count("auth"), 2u);
+  EXPECT_EQ(fake.count("apis"), 2u);  // discovery after each new token
+}
+
+TEST_F(MessengerClientTest, TokensAreRefreshedAheadOfExpiryAndReplacedWhenRefreshFails) {
+  FakeMessengerOptions o = tls_fake_options();
+  o.token_lifetime = std::chrono::seconds(2);
+  FakeMessenger fake(o);
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  ASSERT_TRUE(run(io, client.create_user("A", "a@example.com", kCtx)));
+  std::this_thread::sleep_for(milliseconds(1600));  // inside the last quarter of the lifetime
+  ASSERT_TRUE(run(io, client.create_user("B", "b@example.com", kCtx)));
+  EXPECT_EQ(fake.count("refresh"), 1u);
+  EXPECT_EQ(fake.count("auth"), 1u);
+  fake.set_refresh_fails(true);
+  std::this_thread::sleep_for(milliseconds(1600));
+  ASSERT_TRUE(run(io, client.create_user("C", "c@example.com", kCtx)));
+  EXPECT_EQ(fake.count("auth"), 2u);  // refresh failed: authenticated with the secret again
+}
+
+TEST_F(MessengerClientTest, ConcurrentCallsShareOneTokenFetch) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  int done = 0;
+  for (int i = 0; i < 20; ++i)
+    net::asio::co_spawn(io, client.create_user("U", "u" + std::to_string(i) + "@example.com", kCtx),
+                        [&](std::exception_ptr, Result<std::string> r) { done += r.ok(); });
+  io.run();
+  EXPECT_EQ(done, 20);
+  EXPECT_EQ(fake.count("auth"), 1u);
+  EXPECT_EQ(fake.count("apis"), 1u);
+  EXPECT_EQ(fake.users().size(), 20u);
+}
+
+TEST_F(MessengerClientTest, ForbiddenStopsWithoutRetrying) {
+  FakeMessenger fake(tls_fake_options());
+  fake.set_forbidden(true);
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto r = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::Forbidden);
+  EXPECT_EQ(r.error().status, 403);
+  EXPECT_EQ(fake.count("users"), 1u);
+}
+
+TEST_F(MessengerClientTest, WrongCredentialsAreForbiddenNotRetriedForever) {
+  FakeMessenger fake(tls_fake_options());
+  auto settings = settings_for(fake);
+  settings.secret = "wrong";
+  MessengerClient client(io.get_executor(), settings);
+  auto r = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::Forbidden);
+  EXPECT_NE(r.error().message.find("invalid secret"), std::string::npos);
+}
+
+TEST_F(MessengerClientTest, PermanentErrorsCarryTheApiMessage) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto r = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", "no-such-user", {}, {}}, kCtx));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::Permanent);
+  EXPECT_EQ(r.error().status, 400);
+  EXPECT_EQ(r.error().message, "unknown creator no-such-user");
+  EXPECT_EQ(fake.count("tickets"), 1u);
+  auto reply = run(io, client.add_reply("999999", NewReply{"<p>x</p>", "u", {}}, kCtx));
+  ASSERT_FALSE(reply);
+  EXPECT_EQ(reply.error().status, 404);
+}
+
+TEST_F(MessengerClientTest, TheFakeHoldsTheContract) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx)).value();
+  auto media = run(io, client.upload_media("a.png", "PNG", kCtx)).value();
+  // att: not listed in attachments
+  auto r = run(io, client.create_ticket(NewTicket{"t", "<img src=\"att:" + media + "\"/>", user, {}, {}}, kCtx));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("is not in attachments"), std::string::npos);
+  // media older than an hour
+  fake.advance_clock(std::chrono::seconds(3601));
+  r = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user, {media}, {}}, kCtx));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("expired"), std::string::npos);
+  EXPECT_TRUE(fake.tickets().empty());
+}
+
+TEST_F(MessengerClientTest, SevenMegabytesUploadEightAreRefusedLocally) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  const std::string seven = bytes_of(7 * 1024 * 1024, 7);
+  auto ok = run(io, client.upload_media("seven.bin", seven, kCtx));
+  ASSERT_TRUE(ok) << ok.error().message;
+  ASSERT_EQ(fake.media().size(), 1u);
+  EXPECT_EQ(fake.media()[0].content, seven);
+  auto refused = run(io, client.upload_media("eight.bin", bytes_of(8 * 1024 * 1024, 8), kCtx));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind, ErrorKind::Permanent);
+  EXPECT_EQ(fake.count("media"), 1u);  // the 8 MB request was never sent
+}
+
+TEST_F(MessengerClientTest, TheFakeAnswers413AboveTenMegabytes) {
+  FakeMessenger fake(tls_fake_options());
+  net::HttpClient http(io.get_executor(), net::TlsSettings{pki().ca, false}, net::HttpLimits{}, false);
+  net::HttpRequest req;
+  req.method = net::http::verb::post;
+  req.url = "https://localhost:" + std::to_string(fake.port()) + "/prod/ticketing/v1/media";
+  req.body = std::string(10'000'001, 'A');
+  auto resp = run(io, http.send(req));
+  EXPECT_EQ(resp.status, 413);
+}
+
+TEST_F(MessengerClientTest, AWrongHostNameFailsVerificationBeforeAnyRequest) {
+  FakeMessengerOptions o;
+  o.cert_file = pki().wrong_host_cert;
+  o.key_file = pki().wrong_host_key;
+  FakeMessenger fake(o);
+  auto settings = settings_for(fake);
+  settings.retry_for = milliseconds(300);
+  MessengerClient client(io.get_executor(), settings);
+  auto r = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::Temporary);
+  EXPECT_NE(r.error().message.find("TLS handshake"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("hostname mismatch"), std::string::npos) << r.error().message;
+  for (const auto& req : fake.requests()) EXPECT_EQ(req.call, "tls-handshake-failed");
+  EXPECT_EQ(fake.count("auth"), 0u);
+}
+
+TEST_F(MessengerClientTest, AnUntrustedCaFailsVerificationBeforeAnyRequest) {
+  FakeMessenger fake(tls_fake_options());
+  auto settings = settings_for(fake);
+  settings.tls.ca_file = pki().other_ca;  // plus the system store, which does not know our CA
+  settings.retry_for = milliseconds(300);
+  MessengerClient client(io.get_executor(), settings);
+  auto r = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("certificate"), std::string::npos) << r.error().message;
+  for (const auto& req : fake.requests()) EXPECT_EQ(req.call, "tls-handshake-failed");
+}
+
+TEST_F(MessengerClientTest, PlainHttpOnlyWhenExplicitlyAllowed) {
+  FakeMessenger fake;  // no certificate: plain http
+  auto settings = settings_for(fake);
+  MessengerClient refusing(io.get_executor(), settings);
+  auto r = run(io, refusing.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::Forbidden);
+  EXPECT_TRUE(fake.requests().empty());
+  settings.allow_plain_http = true;
+  MessengerClient allowing(io.get_executor(), settings);
+  EXPECT_TRUE(run(io, allowing.create_user("Jane", "jane@example.com", kCtx)));
+}
+
+TEST_F(MessengerClientTest, TheLogNamesCallsAndSpoolIdsButNoSecrets) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  ::testing::internal::CaptureStderr();
+  auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  fake.revoke_all_tokens();
+  run(io, client.upload_media("secret-document.pdf", "TOP SECRET BODY", kCtx));
+  std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(user);
+  EXPECT_NE(log.find("call=create_user spool_id=test-spool-id"), std::string::npos) << log;
+  EXPECT_NE(log.find("call=upload_media"), std::string::npos) << log;
+  EXPECT_EQ(log.find("test-secret"), std::string::npos);
+  EXPECT_EQ(log.find("Bearer"), std::string::npos);
+  EXPECT_EQ(log.find("TOP SECRET BODY"), std::string::npos);
+}
+
+// The storm: 20 % of requests fail in every way, tokens live two
+// seconds, and 200 tickets with attachments must each arrive exactly once.
+TEST_F(MessengerClientTest, StormOfFaultsEveryTicketExactlyOnce) {
+  FakeMessengerOptions o = tls_fake_options();
+  o.token_lifetime = std::chrono::seconds(2);
+  FakeMessenger fake(o);
+  fake.set_retry_after("1");  // with 2 s tokens, the storm outlives several of them
+  fake.set_slow_delay(milliseconds(300));
+  fake.set_fault_rate(0.2,
+                      {Fault::Status500, Fault::Status503, Fault::Status429, Fault::DropBeforeResponse,
+                       Fault::DropAfterResponse, Fault::Slow},
+                      2026);
+  auto settings = settings_for(fake);
+  settings.retry_for = milliseconds(60'000);
+  MessengerClient client(io.get_executor(), settings);
+
+  constexpr int kTickets = 200;
+  int succeeded = 0;
+  std::vector<std::string> failures;
+  auto flow = [&](int i) -> net::asio::awaitable<void> {
+    CallContext ctx{"storm-" + std::to_string(i)};
+    auto user = co_await client.create_user("User " + std::to_string(i % 20),
+                                            "user" + std::to_string(i % 20) + "@example.com", ctx);
+    if (!user) { failures.push_back(user.error().message); co_return; }
+    auto media = co_await client.upload_media("file-" + std::to_string(i) + ".bin", bytes_of(2000 + i, i), ctx);
+    if (!media) { failures.push_back(media.error().message); co_return; }
+    NewTicket t{"ticket " + std::to_string(i), "<p><img src=\"att:" + media.value() + "\"/></p>", user.value(),
+                {media.value()}, {}};
+    auto ticket = co_await client.create_ticket(t, ctx);
+    if (!ticket) { failures.push_back(ticket.error().message); co_return; }
+    ++succeeded;
+  };
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kTickets; ++i) net::asio::co_spawn(io, flow(i), net::asio::detached);
+  io.run();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  for (const auto& f : failures) ADD_FAILURE() << f;
+  EXPECT_EQ(succeeded, kTickets);
+  std::map<std::string, int> per_title;
+  auto media = fake.media();
+  for (const auto& t : fake.tickets()) {
+    ++per_title[t.title];
+    int i = std::stoi(t.title.substr(7));
+    ASSERT_EQ(t.attachments.size(), 1u);
+    auto m = std::find_if(media.begin(), media.end(), [&](const auto& x) { return x.id == t.attachments[0]; });
+    ASSERT_NE(m, media.end());
+    EXPECT_EQ(m->content, bytes_of(2000 + i, i)) << t.title;
+  }
+  int duplicates = 0;
+  for (const auto& [title, n] : per_title) duplicates += n - 1;
+  EXPECT_EQ(per_title.size(), static_cast<std::size_t>(kTickets));
+  EXPECT_EQ(duplicates, 0);
+  std::size_t faults = 0;
+  for (const auto& r : fake.requests()) faults += r.fault.has_value();
+  std::cout << "storm: " << kTickets << " tickets, " << fake.requests().size() << " requests, " << faults
+            << " faults injected, " << fake.count("auth") + fake.count("refresh") << " token fetches, " << duplicates
+            << " duplicates, " << seconds << " s\n";
+  EXPECT_GT(faults, 50u);
+  EXPECT_GE(fake.count("auth") + fake.count("refresh"), 2u);  // tokens did expire under it
+}
