@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <ctime>
 #include <map>
-#include <regex>
 #include <set>
 
 #include "mailgate/net/asio.hpp"
@@ -108,6 +107,27 @@ struct FakeMessenger::Impl {
            "/prod/ticketing";
   }
 
+  // "/prod/ticketing/v1/tickets/ID/replies" → "ID", else "".
+  static std::string reply_ticket_id(const std::string& path) {
+    const std::string prefix = "/prod/ticketing/v1/tickets/", suffix = "/replies";
+    if (path.size() <= prefix.size() + suffix.size() || path.rfind(prefix, 0) != 0 ||
+        path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0)
+      return {};
+    std::string id = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
+    return id.find('/') == std::string::npos ? id : std::string();
+  }
+
+  // The UUIDs of every "att:UUID" in an HTML message.
+  static std::vector<std::string> inline_refs(const std::string& message) {
+    std::vector<std::string> refs;
+    for (std::size_t p = message.find("att:"); p != std::string::npos; p = message.find("att:", p + 4)) {
+      std::size_t e = p + 4;
+      while (e < message.size() && (std::isxdigit(static_cast<unsigned char>(message[e])) || message[e] == '-')) ++e;
+      if (e > p + 4) refs.push_back(message.substr(p + 4, e - p - 4));
+    }
+    return refs;
+  }
+
   static std::string call_of(const std::string& method, const std::string& path) {
     if (path == "/v1/auth") return "auth";
     if (path == "/v1/refreshToken") return "refresh";
@@ -115,7 +135,7 @@ struct FakeMessenger::Impl {
     if (path == "/prod/ticketing/v1/users") return method == "GET" ? "find_user" : "users";
     if (path == "/prod/ticketing/v1/media") return "media";
     if (path == "/prod/ticketing/v1/tickets") return "tickets";
-    if (std::regex_match(path, std::regex("/prod/ticketing/v1/tickets/[^/]+/replies"))) return "replies";
+    if (!reply_ticket_id(path).empty()) return "replies";
     if (path.rfind("/_fake/", 0) == 0) return "control";
     return "other";
   }
@@ -259,18 +279,16 @@ struct FakeMessenger::Impl {
           attachments.push_back(a.get<std::string>());
         }
       }
-      static const std::regex att("att:([0-9a-fA-F-]+)");
-      for (std::sregex_iterator it(message->begin(), message->end(), att), end; it != end; ++it)
-        if (std::find(attachments.begin(), attachments.end(), (*it)[1].str()) == attachments.end())
-          return error(400, "inline image att:" + (*it)[1].str() + " is not in attachments");
+      for (const auto& ref : inline_refs(*message))
+        if (std::find(attachments.begin(), attachments.end(), ref) == attachments.end())
+          return error(400, "inline image att:" + ref + " is not in attachments");
       tickets.push_back({std::to_string(next_ticket++), *title, *message, *creator, attachments, body});
       return json_response(201, {{"data", {{"id", std::stol(tickets.back().id)}}}});
     }
     if (call == "replies") {
-      std::smatch m;
-      std::regex_match(path, m, std::regex("/prod/ticketing/v1/tickets/([^/]+)/replies"));
-      if (std::none_of(tickets.begin(), tickets.end(), [&](const FakeTicket& t) { return t.id == m[1].str(); }))
-        return error(404, "no ticket " + m[1].str());
+      const std::string id = reply_ticket_id(path);
+      if (std::none_of(tickets.begin(), tickets.end(), [&](const FakeTicket& t) { return t.id == id; }))
+        return error(404, "no ticket " + id);
       if (!str("message") || !str("creator")) return error(400, "message and creator are required");
       return json_response(201, {{"id", uuid(rng)}});
     }
