@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "mailgate/log/log.hpp"
 #include "mailgate/messenger/messenger_client.hpp"
 
 using namespace mailgate;
@@ -48,11 +49,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   int next = 0, ok = 0;
+  const messenger::CallContext ctx{"bench"};
   auto worker = [&]() -> net::asio::awaitable<void> {
     while (next < n) {
       int i = next++;
       messenger::NewTicket t{"bench ticket " + std::to_string(i), "<p>small body</p>", user, {}, {}};
-      auto r = co_await client.create_ticket(std::move(t), {"bench"});
+      auto r = co_await client.create_ticket(std::move(t), ctx);
       ok += r.ok();
     }
   };

@@ -4,7 +4,7 @@
 # ratio, not the absolute figures).  usage: bench/run_parse_bench.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cmake -S "$root" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release -DMAILGATE_TESTS=OFF >/dev/null
+cmake -S "$root" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release -DMAILGATE_TESTS=ON >/dev/null
 cmake --build "$root/build-bench" -j"$(nproc)" --target parse_bench >/dev/null
 bench="$root/build-bench/bin/parse_bench"
 work=$(mktemp -d)

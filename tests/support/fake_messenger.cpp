@@ -440,12 +440,12 @@ FakeMessenger::FakeMessenger(FakeMessengerOptions options) : impl_(std::make_uni
   impl_->acceptor.listen();
   port_ = impl_->acceptor.local_endpoint().port();
   asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
-  thread_ = std::thread([this] { impl_->io.run(); });
+  for (int i = 0; i < std::max(1, impl_->options.threads); ++i) threads_.emplace_back([this] { impl_->io.run(); });
 }
 
 FakeMessenger::~FakeMessenger() {
   impl_->io.stop();
-  if (thread_.joinable()) thread_.join();
+  for (auto& t : threads_) t.join();
 }
 
 std::string FakeMessenger::auth_url() const {

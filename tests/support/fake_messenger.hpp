@@ -38,6 +38,7 @@ struct FakeMessengerOptions {
   std::string host = "localhost";  // the name clients use; in the /apis URL
   std::uint16_t port = 0;          // 0: any free port on 127.0.0.1
   std::chrono::seconds token_lifetime{20 * 60};
+  int threads = 1;  // server threads; state is mutex-guarded, connections independent
 };
 
 struct RecordedRequest {
@@ -101,7 +102,7 @@ class FakeMessenger {
  private:
   std::unique_ptr<Impl> impl_;
   std::uint16_t port_ = 0;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace mailgate::testing

@@ -23,9 +23,10 @@ int main(int argc, char** argv) {
     else if (flag == "--secret") o.secret = value;
     else if (flag == "--host") o.host = value;
     else if (flag == "--token-lifetime") o.token_lifetime = std::chrono::seconds(std::stoi(value));
+    else if (flag == "--threads") o.threads = std::stoi(value);
     else {
       std::cerr << "usage: fake-messenger [--port N] [--cert PEM --key PEM] [--api-key K] [--secret S]"
-                   " [--host NAME] [--token-lifetime SECONDS]\n";
+                   " [--host NAME] [--token-lifetime SECONDS] [--threads N]\n";
       return 64;
     }
   }

@@ -47,8 +47,10 @@ std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohma
 
 std::string ms_string(milliseconds d) { return std::to_string(d.count()); }
 
-// Request bodies are built outside the coroutines: g++ 12 rejects braced
-// initializer lists whose temporaries live across a co_await.
+// Request bodies are built outside the coroutines. House rule for every
+// coroutine in mailgate: no non-trivial temporaries inside a co_await
+// expression (braced lists, std::string from literals, ...). g++ 12 rejects
+// some and, with optimisation, destroys others twice. Use named locals.
 std::string secret_body(const std::string& secret) { return dump({{"secret", secret}}); }
 std::string user_body(const std::string& name, const std::string& address) {
   return dump({{"name", name}, {"address", address}});
@@ -328,13 +330,13 @@ awaitable<Result<MessengerClient::Answer>> MessengerClient::call(std::string_vie
 // ---- the calls ------------------------------------------------------------------
 
 awaitable<Result<std::string>> MessengerClient::create_user(std::string name, std::string address, CallContext ctx) {
-  std::string body = user_body(name, address);
-  auto r = co_await call("create_user", net::http::verb::post, "/users", std::move(body), ctx, /*also_ok=*/409);
+  std::string path = "/users", body = user_body(name, address);
+  auto r = co_await call("create_user", net::http::verb::post, std::move(path), std::move(body), ctx, /*also_ok=*/409);
   if (!r) co_return r.error();
   if (auto id = extract_id(r.value().body)) co_return *id;
   // An existing address without its id in the answer: look it up.
-  std::string lookup = "/users?address=" + url_encode(address);
-  auto found = co_await call("find_user", net::http::verb::get, std::move(lookup), std::string(), ctx);
+  std::string lookup = "/users?address=" + url_encode(address), no_body;
+  auto found = co_await call("find_user", net::http::verb::get, std::move(lookup), std::move(no_body), ctx);
   if (!found) co_return found.error();
   auto j = nlohmann::json::parse(found.value().body, nullptr, false);
   const nlohmann::json* list = &j;
@@ -359,15 +361,16 @@ awaitable<Result<std::string>> MessengerClient::upload_media(std::string name, s
                        "attachment of " + std::to_string(bytes.size()) + " bytes exceeds the API's 10 MB request limit"};
   }
   std::string body = "{\"name\":" + dump(name) + ",\"content\":\"" + base64(bytes) + "\"}";
-  auto r = co_await call("upload_media", net::http::verb::post, std::string("/media"), std::move(body), ctx);
+  std::string path = "/media";
+  auto r = co_await call("upload_media", net::http::verb::post, std::move(path), std::move(body), ctx);
   if (!r) co_return r.error();
   if (auto id = extract_id(r.value().body)) co_return *id;
   co_return ApiError{ErrorKind::Temporary, r.value().status, "upload_media: the answer carries no id"};
 }
 
 awaitable<Result<std::string>> MessengerClient::create_ticket(NewTicket t, CallContext ctx) {
-  std::string body = ticket_body(t);
-  auto r = co_await call("create_ticket", net::http::verb::post, "/tickets", std::move(body), ctx);
+  std::string path = "/tickets", body = ticket_body(t);
+  auto r = co_await call("create_ticket", net::http::verb::post, std::move(path), std::move(body), ctx);
   if (!r) co_return r.error();
   if (auto id = extract_id(r.value().body)) co_return *id;
   // The ticket exists but we cannot name it: retrying would duplicate it.

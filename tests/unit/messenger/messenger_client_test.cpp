@@ -427,15 +427,17 @@ TEST_F(MessengerClientTest, StormOfFaultsEveryTicketExactlyOnce) {
   int succeeded = 0;
   std::vector<std::string> failures;
   auto flow = [&](int i) -> net::asio::awaitable<void> {
+    // Named locals only: no temporaries inside co_await (see messenger_client.cpp).
     CallContext ctx{"storm-" + std::to_string(i)};
-    auto user = co_await client.create_user("User " + std::to_string(i % 20),
-                                            "user" + std::to_string(i % 20) + "@example.com", ctx);
+    std::string name = "User " + std::to_string(i % 20), address = "user" + std::to_string(i % 20) + "@example.com";
+    auto user = co_await client.create_user(std::move(name), std::move(address), ctx);
     if (!user) { failures.push_back(user.error().message); co_return; }
-    auto media = co_await client.upload_media("file-" + std::to_string(i) + ".bin", bytes_of(2000 + i, i), ctx);
+    std::string file = "file-" + std::to_string(i) + ".bin", content = bytes_of(2000 + i, i);
+    auto media = co_await client.upload_media(std::move(file), content, ctx);
     if (!media) { failures.push_back(media.error().message); co_return; }
     NewTicket t{"ticket " + std::to_string(i), "<p><img src=\"att:" + media.value() + "\"/></p>", user.value(),
                 {media.value()}, {}};
-    auto ticket = co_await client.create_ticket(t, ctx);
+    auto ticket = co_await client.create_ticket(std::move(t), ctx);
     if (!ticket) { failures.push_back(ticket.error().message); co_return; }
     ++succeeded;
   };
