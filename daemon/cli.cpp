@@ -10,7 +10,6 @@
 #include "mailgate/mail/ticket_draft.hpp"
 
 namespace mailgate::cli {
-namespace {
 
 // Finds "--name VALUE" or "--name=VALUE"; removes it from args.
 bool take_option(std::vector<std::string>& args, const std::string& name, std::string& value) {
@@ -29,9 +28,13 @@ bool take_option(std::vector<std::string>& args, const std::string& name, std::s
   return false;
 }
 
+namespace {
+
 void print_errors(const std::vector<config::ConfigError>& errors) {
   for (const auto& e : errors) std::cerr << e.to_string() << "\n";
 }
+
+}  // namespace
 
 mail::DraftOptions draft_options(const config::Config& c) {
   mail::DraftOptions o;
@@ -41,8 +44,6 @@ mail::DraftOptions draft_options(const config::Config& c) {
   o.loop_id = c.mail.loop_id;
   return o;
 }
-
-}  // namespace
 
 int check_config(const std::vector<std::string>& in) {
   std::vector<std::string> args = in;

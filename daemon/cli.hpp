@@ -4,6 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "mailgate/config/config.hpp"
+#include "mailgate/mail/ticket_draft.hpp"
+
 namespace mailgate::cli {
 
 // sysexits.h values the design promises.
@@ -16,5 +19,12 @@ inline constexpr int kExitConfig = 78;    // EX_CONFIG
 
 int check_config(const std::vector<std::string>& args);
 int preview(const std::vector<std::string>& args);
+int serve(const std::vector<std::string>& args);
+int deliver(const std::vector<std::string>& args);
+int queue(const std::vector<std::string>& args);
+
+// Shared by the subcommands.
+bool take_option(std::vector<std::string>& args, const std::string& name, std::string& value);
+mail::DraftOptions draft_options(const config::Config& c);
 
 }  // namespace mailgate::cli

@@ -50,12 +50,9 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "check-config") return mailgate::cli::check_config(args);
   if (command == "preview") return mailgate::cli::preview(args);
-  if (command == "serve" || command == "deliver" || command == "queue") {
-    // The spool, processor and listeners come with the daemon issue; say so
-    // plainly rather than pretend.
-    std::cerr << "mailgate " << command << ": not available in this build yet (needs the spool and processor)\n";
-    return mailgate::cli::kExitSoftware;
-  }
+  if (command == "serve") return mailgate::cli::serve(args);
+  if (command == "deliver") return mailgate::cli::deliver(args);
+  if (command == "queue") return mailgate::cli::queue(args);
   std::cerr << "mailgate: unknown command '" << command << "'\n" << kUsage;
   return mailgate::cli::kExitUsage;
 }

@@ -270,7 +270,12 @@ void read_messenger(Reader& r, const YAML::Node& n, MessengerConfig& m) {
 }
 
 void read_smtp(Reader& r, const YAML::Node& n, SmtpConfig& s) {
-  if (!r.expect_mapping(n, "smtp", {"listen", "protocol", "hostname", "max_message_size", "accept", "tls"})) return;
+  if (!r.expect_mapping(n, "smtp", {"listen", "protocol", "hostname", "max_message_size", "accept", "tls", "timeout",
+                                    "max_connections", "max_connections_per_ip"}))
+    return;
+  r.duration(n, "timeout", s.timeout);
+  r.integer(n, "max_connections", s.max_connections, 1, 100000);
+  r.integer(n, "max_connections_per_ip", s.max_connections_per_ip, 1, 100000);
   if (!n["listen"]) r.error(n, "missing required key 'listen' in smtp");
   YAML::Node listen = n["listen"];
   if (listen && listen.IsScalar()) {
@@ -367,6 +372,16 @@ void read_mail(Reader& r, const YAML::Node& n, MailRules& m) {
   r.string(n, "loop_id", m.loop_id, false, "mail");
 }
 
+void read_queue(Reader& r, const YAML::Node& n, QueueConfig& q) {
+  if (!r.expect_mapping(n, "queue", {"max_size", "min_free_space", "done_retention", "concurrency", "give_up_after"}))
+    return;
+  r.size(n, "max_size", q.max_size);
+  r.size(n, "min_free_space", q.min_free_space);
+  r.duration(n, "done_retention", q.done_retention);
+  r.integer(n, "concurrency", q.concurrency, 1, 256);
+  r.duration(n, "give_up_after", q.give_up_after);
+}
+
 Config read_document(Reader& r, const YAML::Node& root, const std::string& file) {
   Config c;
   c.file = file;
@@ -375,7 +390,7 @@ Config read_document(Reader& r, const YAML::Node& root, const std::string& file)
     return c;
   }
   if (!r.expect_mapping(root, "the configuration",
-                        {"spool_dir", "messenger", "smtp", "imap", "mail", "tickets", "metrics"}))
+                        {"spool_dir", "messenger", "smtp", "imap", "mail", "queue", "tickets", "metrics"}))
     return c;
   r.string(root, "spool_dir", c.spool_dir, false, "the configuration");
   if (YAML::Node m = root["messenger"]) read_messenger(r, m, c.messenger);
@@ -383,6 +398,7 @@ Config read_document(Reader& r, const YAML::Node& root, const std::string& file)
   if (YAML::Node s = root["smtp"]; s && !s.IsNull()) read_smtp(r, s, c.smtp.emplace());
   if (YAML::Node i = root["imap"]; i && !i.IsNull()) read_imap(r, i, c.imap);
   if (YAML::Node m = root["mail"]) read_mail(r, m, c.mail);
+  if (YAML::Node q = root["queue"]) read_queue(r, q, c.queue);
   if (YAML::Node t = root["tickets"]) {
     if (r.expect_mapping(t, "tickets", {"defaults"}) && t["defaults"]) {
       if (!t["defaults"].IsMap()) r.error(t["defaults"], "tickets.defaults must be a mapping of ticket fields");
@@ -510,6 +526,9 @@ std::string describe(const Config& c) {
     e << YAML::Key << "max_message_size" << YAML::Value << show_size(s.max_message_size);
     e << YAML::Key << "accept" << YAML::Value << YAML::Flow << s.accept;
     e << YAML::Key << "starttls" << YAML::Value << (s.tls ? "on (" + s.tls->cert_file + ")" : std::string("off"));
+    e << YAML::Key << "timeout" << YAML::Value << std::to_string(s.timeout.count()) + "s";
+    e << YAML::Key << "max_connections" << YAML::Value << s.max_connections;
+    e << YAML::Key << "max_connections_per_ip" << YAML::Value << s.max_connections_per_ip;
     e << YAML::EndMap;
   }
   if (!c.imap.empty()) {
@@ -536,6 +555,13 @@ std::string describe(const Config& c) {
   e << YAML::Key << "sender" << YAML::Value << (c.mail.sender == SenderField::From ? "from" : "reply-to");
   e << YAML::Key << "max_attachment_size" << YAML::Value << show_size(c.mail.max_attachment_size);
   e << YAML::Key << "loop_id" << YAML::Value << c.mail.loop_id;
+  e << YAML::EndMap;
+  e << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "max_size" << YAML::Value << (c.queue.max_size ? show_size(c.queue.max_size) : "unlimited");
+  e << YAML::Key << "min_free_space" << YAML::Value << show_size(c.queue.min_free_space);
+  e << YAML::Key << "done_retention" << YAML::Value << std::to_string(c.queue.done_retention.count()) + "s";
+  e << YAML::Key << "concurrency" << YAML::Value << c.queue.concurrency;
+  e << YAML::Key << "give_up_after" << YAML::Value << std::to_string(c.queue.give_up_after.count()) + "s";
   e << YAML::EndMap;
   e << YAML::Key << "tickets" << YAML::Value << YAML::BeginMap << YAML::Key << "defaults" << YAML::Value
     << c.ticket_defaults.dump() << YAML::EndMap;

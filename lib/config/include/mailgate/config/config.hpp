@@ -53,6 +53,9 @@ struct SmtpConfig {
   std::uint64_t max_message_size = 25ull * 1024 * 1024;
   std::vector<std::string> accept;  // "user@domain" or "@domain", lower-case
   std::optional<TlsFiles> tls;
+  std::chrono::seconds timeout{300};  // idle client; DATA may take twice as long
+  int max_connections = 200;
+  int max_connections_per_ip = 20;
 };
 
 enum class ImapSecurity { Tls, StartTls, None };
@@ -81,6 +84,15 @@ struct MailRules {
   std::string loop_id = "mailgate";
 };
 
+// The spool and the processor (design.md "Spool").
+struct QueueConfig {
+  std::uint64_t max_size = 0;                        // queued bytes; 0 = no limit (then 452)
+  std::uint64_t min_free_space = 64ull * 1024 * 1024;  // refuse mail below this much free disk
+  std::chrono::seconds done_retention{7 * 24 * 3600};  // how long done/ keeps raw mail
+  int concurrency = 4;                               // messages processed at once
+  std::chrono::seconds give_up_after{5 * 24 * 3600};  // temporary failures for longer → failed/
+};
+
 struct MetricsConfig {
   ListenAddress listen;
 };
@@ -92,6 +104,7 @@ struct Config {
   std::optional<SmtpConfig> smtp;
   std::vector<ImapMailboxConfig> imap;
   MailRules mail;
+  QueueConfig queue;
   nlohmann::json ticket_defaults = nlohmann::json::object();
   std::optional<MetricsConfig> metrics;
 };

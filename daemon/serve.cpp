@@ -1,0 +1,180 @@
+// `mailgate serve`: wires spool, processor, Messenger client and SMTP
+// listener onto one io_context; handles signals and systemd notification.
+#include <csignal>
+#include <iostream>
+#include <memory>
+
+#include "cli.hpp"
+#include "mailgate/config/config.hpp"
+#include "mailgate/log/log.hpp"
+#include "mailgate/messenger/messenger_client.hpp"
+#include "mailgate/pipeline/processor.hpp"
+#include "mailgate/smtp/smtp_server.hpp"
+#include "mailgate/spool/spool.hpp"
+#include "sd_notify.hpp"
+
+namespace mailgate::cli {
+
+using net::asio::awaitable;
+using net::asio::use_awaitable;
+
+namespace {
+
+constexpr std::chrono::seconds kDrainTimeout{30};  // SIGTERM: time for sessions and steps to finish
+
+messenger::MessengerSettings messenger_settings(const config::Config& c) {
+  messenger::MessengerSettings s;
+  s.api_key = c.messenger.api_key;
+  s.secret = c.messenger.secret.value;
+  s.auth_url = c.messenger.auth_url;
+  s.tls.ca_file = c.messenger.ca_file;
+  s.allow_plain_http = c.messenger.allow_plain_http;
+  s.max_in_flight = static_cast<std::size_t>(c.messenger.max_in_flight);
+  return s;
+}
+
+smtp::SmtpSettings smtp_settings(const config::SmtpConfig& c) {
+  smtp::SmtpSettings s;
+  for (const auto& l : c.listen) s.listen.emplace_back(l.host, l.port);
+  s.lmtp = c.protocol == config::SmtpProtocol::Lmtp;
+  s.hostname = c.hostname;
+  s.max_message_size = c.max_message_size;
+  s.accept = c.accept;
+  s.limits.command_timeout = c.timeout;
+  s.limits.data_timeout = c.timeout * 2;
+  s.limits.max_connections = static_cast<std::size_t>(c.max_connections);
+  s.limits.max_connections_per_ip = static_cast<std::size_t>(c.max_connections_per_ip);
+  if (c.tls) {
+    s.tls_cert_file = c.tls->cert_file;
+    s.tls_key_file = c.tls->key_file;
+  }
+  return s;
+}
+
+pipeline::ProcessorSettings processor_settings(const config::Config& c) {
+  pipeline::ProcessorSettings p;
+  p.concurrency = static_cast<std::size_t>(c.queue.concurrency);
+  p.draft = draft_options(c);
+  p.ticket_defaults = c.ticket_defaults;
+  p.dry_run = c.messenger.mode == config::MessengerMode::DryRun;
+  p.give_up_after = c.queue.give_up_after;
+  return p;
+}
+
+}  // namespace
+
+int serve(const std::vector<std::string>& in) {
+  std::vector<std::string> args = in;
+  std::string file;
+  if (!take_option(args, "--config", file) || !args.empty()) {
+    std::cerr << "usage: mailgate serve --config FILE\n";
+    return kExitUsage;
+  }
+  auto loaded = config::load_config_file(file);
+  if (!loaded.config) {
+    for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
+    return kExitConfig;
+  }
+  config::Config cfg = *loaded.config;
+  if (!cfg.imap.empty())
+    log::warn("serve.imap_not_available", {{"note", "imap mailboxes are configured but IMAP ingest is not in this build"}});
+
+  std::unique_ptr<spool::Spool> spool;
+  try {
+    spool = spool::Spool::open(cfg.spool_dir, {cfg.queue.max_size, cfg.queue.min_free_space});
+  } catch (const std::exception& e) {
+    log::error("serve.spool_unusable", {{"dir", cfg.spool_dir}, {"error", e.what()}});
+    return kExitTempFail;
+  }
+
+  net::asio::io_context io;
+  std::unique_ptr<messenger::MessengerClient> client;
+  const bool dry_run = cfg.messenger.mode == config::MessengerMode::DryRun;
+  try {
+    if (!dry_run) client = std::make_unique<messenger::MessengerClient>(io.get_executor(), messenger_settings(cfg));
+  } catch (const std::exception& e) {
+    log::error("serve.messenger_setup_failed", {{"error", e.what()}});
+    return kExitConfig;
+  }
+  pipeline::Processor processor(io.get_executor(), *spool, client.get(), processor_settings(cfg));
+  std::unique_ptr<smtp::SmtpServer> smtp_server;
+  if (cfg.smtp) {
+    smtp_server = std::make_unique<smtp::SmtpServer>(io.get_executor(), smtp_settings(*cfg.smtp), *spool,
+                                                     [&](const std::string&) { processor.wake(); });
+    try {
+      smtp_server->start();
+    } catch (const std::exception& e) {
+      log::error("serve.listen_failed", {{"error", e.what()}});
+      return kExitTempFail;
+    }
+  }
+
+  bool stopping = false;
+  net::asio::co_spawn(io, processor.run(), net::asio::detached);
+
+  // Signals: TERM/INT drain and exit 0; HUP reloads what can change live.
+  net::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        auto again = config::load_config_file(file);
+        if (!again.config) {
+          for (const auto& e : again.errors) log::error("serve.reload_failed", {{"error", e.to_string()}});
+        } else {
+          if (smtp_server && again.config->smtp) smtp_server->set_accept(again.config->smtp->accept);
+          log::info("serve.reloaded", {{"config", file},
+                                       {"note", "smtp.accept reloaded; other changes need a restart"}});
+        }
+        wait_signal();
+        return;
+      }
+      log::info("serve.stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
+      daemon::sd_notify("STOPPING=1");
+      stopping = true;
+      if (smtp_server) smtp_server->stop();
+      processor.stop();
+      // Wait (bounded) for sessions and in-flight steps, then stop the loop.
+      net::asio::co_spawn(
+          io,
+          [&]() -> awaitable<void> {
+            auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+            while (std::chrono::steady_clock::now() < deadline &&
+                   ((smtp_server && smtp_server->sessions() > 0) || processor.in_flight() > 0)) {
+              net::asio::steady_timer t(io, std::chrono::milliseconds(50));
+              co_await t.async_wait(use_awaitable);
+            }
+            io.stop();
+          },
+          net::asio::detached);
+    });
+  };
+  wait_signal();
+
+  // systemd: watchdog and status.
+  net::asio::steady_timer heartbeat(io);
+  const auto watchdog = daemon::watchdog_interval_usec();
+  std::function<void()> beat = [&] {
+    if (stopping) return;
+    daemon::sd_notify("WATCHDOG=1");
+    heartbeat.expires_after(std::chrono::microseconds(watchdog ? watchdog : 60'000'000ull));
+    heartbeat.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      spool->expire_done(static_cast<std::int64_t>(std::time(nullptr)), cfg.queue.done_retention.count());
+      beat();
+    });
+  };
+  beat();
+
+  std::string ports;
+  if (smtp_server)
+    for (auto p : smtp_server->bound_ports()) ports += (ports.empty() ? "" : ",") + std::to_string(p);
+  log::info("serve.ready", {{"config", file}, {"spool", cfg.spool_dir}, {"mode", dry_run ? "dry-run" : "live"},
+                            {"smtp_ports", ports.empty() ? "none" : ports}});
+  daemon::sd_notify("READY=1\nSTATUS=accepting mail");
+  io.run();
+  log::info("serve.stopped", {});
+  return kExitOk;
+}
+
+}  // namespace mailgate::cli

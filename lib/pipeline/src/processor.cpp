@@ -1,0 +1,206 @@
+// Processor: the exactly-once discipline lives here. Before each remote call
+// we know from the spool what was already done; after it we record the
+// result before doing anything else.
+#include "mailgate/pipeline/processor.hpp"
+
+#include <ctime>
+#include <fstream>
+#include <map>
+
+#include "mailgate/log/log.hpp"
+#include "mailgate/mail/preview.hpp"
+
+namespace mailgate::pipeline {
+
+using net::asio::awaitable;
+using net::asio::use_awaitable;
+
+namespace {
+std::int64_t now_unix() { return static_cast<std::int64_t>(std::time(nullptr)); }
+}  // namespace
+
+std::string resolve_placeholders(std::string message, const std::map<std::string, std::string>& uuid_by_ref) {
+  // The draft emits exactly src="att:media-N"; match with the closing quote
+  // so media-1 never matches inside media-10.
+  for (const auto& [ref, uuid] : uuid_by_ref) {
+    const std::string from = "\"att:" + ref + "\"", to = "\"att:" + uuid + "\"";
+    for (std::size_t p = message.find(from); p != std::string::npos; p = message.find(from, p + to.size()))
+      message.replace(p, from.size(), to);
+  }
+  return message;
+}
+
+Processor::Processor(net::asio::any_io_executor executor, spool::Spool& spool, messenger::MessengerClient* client,
+                     ProcessorSettings settings)
+    : executor_(executor), spool_(spool), client_(client), settings_(std::move(settings)), wake_timer_(executor) {}
+
+void Processor::wake() { wake_timer_.cancel(); }
+
+void Processor::stop() {
+  stopping_ = true;
+  wake_timer_.cancel();
+}
+
+awaitable<void> Processor::run() {
+  while (!stopping_) {
+    const std::size_t free_slots = settings_.concurrency - std::min(settings_.concurrency, active_.size());
+    if (free_slots > 0 && now_unix() >= paused_until_) {
+      for (auto& record : spool_.due(now_unix(), free_slots + active_.size())) {
+        if (active_.count(record.id) || active_.size() >= settings_.concurrency) continue;
+        active_.insert(record.id);
+        net::asio::co_spawn(executor_, process(std::move(record)), net::asio::detached);
+      }
+    }
+    wake_timer_.expires_after(settings_.poll_interval);
+    boost::system::error_code ec;
+    co_await wake_timer_.async_wait(net::asio::redirect_error(use_awaitable, ec));
+  }
+  // Let in-flight messages reach their next recorded step.
+  while (!active_.empty()) {
+    net::asio::steady_timer t(executor_, std::chrono::milliseconds(20));
+    boost::system::error_code ec;
+    co_await t.async_wait(net::asio::redirect_error(use_awaitable, ec));
+  }
+}
+
+awaitable<void> Processor::process(spool::MessageRecord record) {
+  const std::string id = record.id;
+  struct Done {
+    Processor* p;
+    std::string id;
+    ~Done() {
+      p->active_.erase(id);
+      p->wake();  // a slot is free
+    }
+  } done{this, id};
+
+  std::string raw;
+  try {
+    raw = spool_.read_raw(id);
+  } catch (const std::exception& e) {
+    log::error("pipeline.missing_file", {{"spool_id", id}, {"error", e.what()}});
+    spool_.fail(id, e.what());
+    co_return;
+  }
+  auto result = mail::build_draft(raw, settings_.draft);
+  raw.clear();
+  raw.shrink_to_fit();
+  if (!result.draft) {
+    log::warn("pipeline.not_a_mail", {{"spool_id", id}, {"reason", result.error}});
+    spool_.fail(id, result.error);
+    co_return;
+  }
+  const mail::TicketDraft& draft = *result.draft;
+  if (draft.ignored) {
+    log::info("pipeline.ignored", {{"spool_id", id}, {"reason", *draft.ignored}});
+    spool_.finish(id, "ignored: " + *draft.ignored);
+    co_return;
+  }
+  if (settings_.dry_run || !client_) {
+    write_dry_run(record, draft);
+    co_return;
+  }
+  co_await post_to_api(record, draft);
+}
+
+void Processor::write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft) {
+  const std::string path = spool_.dir() + "/dry-run/" + record.id + ".json";
+  {
+    std::ofstream out(path + ".tmp");
+    out << mail::dump_json(mail::preview_json(draft, settings_.ticket_defaults)) << "\n";
+  }
+  std::rename((path + ".tmp").c_str(), path.c_str());
+  log::info("pipeline.dry_run", {{"spool_id", record.id}, {"file", path}, {"title", draft.title}});
+  spool_.finish(record.id, "dry-run: " + path);
+}
+
+awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft) {
+  const std::string& id = record.id;
+  messenger::CallContext ctx{id};
+
+  // 1. The user: recorded on the message, else the address cache, else the API.
+  std::string user = record.user_uuid;
+  if (user.empty()) user = spool_.cached_user(draft.user.address).value_or("");
+  if (user.empty()) {
+    std::string name = draft.user.name, address = draft.user.address;
+    auto r = co_await client_->create_user(std::move(name), std::move(address), ctx);
+    if (!r) {
+      handle_error(record, r.error(), "create_user");
+      co_return;
+    }
+    user = r.value();
+    spool_.cache_user(draft.user.address, user);
+  }
+  if (record.user_uuid != user) spool_.set_user(id, user);
+
+  // 2. Media: reuse what was uploaded less than media_max_age ago.
+  std::map<std::string, spool::MediaRecord> uploaded;
+  for (auto& m : spool_.media(id)) uploaded[m.ref] = m;
+  std::map<std::string, std::string> uuid_by_ref;
+  std::vector<std::string> attachments;
+  for (const auto& m : draft.media) {
+    auto it = uploaded.find(m.ref);
+    if (it != uploaded.end() && now_unix() - it->second.uploaded_at < settings_.media_max_age.count()) {
+      uuid_by_ref[m.ref] = it->second.uuid;
+    } else {
+      if (it != uploaded.end()) log::info("pipeline.reupload_media", {{"spool_id", id}, {"ref", m.ref}});
+      std::string name = m.name;
+      auto r = co_await client_->upload_media(std::move(name), m.bytes, ctx);
+      if (!r) {
+        handle_error(record, r.error(), "upload_media " + m.name);
+        co_return;
+      }
+      spool_.set_media(id, {m.ref, r.value(), now_unix()});
+      uuid_by_ref[m.ref] = r.value();
+    }
+    attachments.push_back(uuid_by_ref[m.ref]);
+  }
+
+  // 3. The ticket. See the header for the duplicate window.
+  if (record.ticket_post_started)
+    log::warn("pipeline.recovering_ticket_post",
+              {{"spool_id", id}, {"note", "a ticket POST was unanswered or unrecorded when mailgate stopped; "
+                                          "posting again (a duplicate is possible only if it had succeeded)"}});
+  messenger::NewTicket ticket{draft.title, resolve_placeholders(draft.message, uuid_by_ref), user,
+                              std::move(attachments), settings_.ticket_defaults};
+  spool_.mark_ticket_post_started(id);
+  auto r = co_await client_->create_ticket(std::move(ticket), ctx);
+  if (!r) {
+    handle_error(record, r.error(), "create_ticket");
+    co_return;
+  }
+  spool_.set_ticket(id, r.value());  // no co_await between the answer and this commit
+  log::info("pipeline.ticket_created", {{"spool_id", id}, {"ticket", r.value()}, {"media", std::to_string(draft.media.size())}});
+}
+
+void Processor::handle_error(const spool::MessageRecord& record, const messenger::ApiError& error,
+                             std::string_view step) {
+  const std::string what = std::string(step) + ": " + error.message;
+  if (error.kind == messenger::ErrorKind::Permanent) {
+    log::warn("pipeline.failed", {{"spool_id", record.id}, {"reason", what}});
+    spool_.fail(record.id, what);
+    return;
+  }
+  if (now_unix() - record.received_at > settings_.give_up_after.count()) {
+    log::error("pipeline.gave_up", {{"spool_id", record.id}, {"reason", what}});
+    spool_.fail(record.id, "gave up after " + std::to_string(settings_.give_up_after.count() / 3600) + " h: " + what);
+    return;
+  }
+  if (error.kind == messenger::ErrorKind::Forbidden) {
+    paused_until_ = now_unix() + settings_.forbidden_pause.count();
+    log::error("pipeline.paused", {{"spool_id", record.id}, {"reason", what},
+                                   {"seconds", std::to_string(settings_.forbidden_pause.count())}});
+  }
+  // Full-jitter backoff by attempt count, so a long outage does not end in
+  // a thundering herd of retries.
+  double ceiling = static_cast<double>(settings_.retry_base.count());
+  for (int i = 0; i < record.attempts && ceiling < settings_.retry_cap.count(); ++i) ceiling *= 2;
+  ceiling = std::min(ceiling, static_cast<double>(settings_.retry_cap.count()));
+  std::uniform_real_distribution<double> jitter(ceiling / 2, ceiling);
+  std::int64_t next = now_unix() + static_cast<std::int64_t>(jitter(rng_));
+  if (error.kind == messenger::ErrorKind::Forbidden) next = std::max(next, paused_until_);
+  log::info("pipeline.deferred", {{"spool_id", record.id}, {"reason", what}, {"retry_in_s", std::to_string(next - now_unix())}});
+  spool_.defer(record.id, next, what);
+}
+
+}  // namespace mailgate::pipeline

@@ -1,0 +1,79 @@
+// SMTP (RFC 5321) and LMTP (RFC 2033) listener: ingest only. A message is
+// acknowledged with 250 only after the spool has fsync'd it; when it cannot,
+// the client gets 451/452 and keeps the message. Every input has a named
+// limit. Knows nothing about tickets.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mailgate/net/asio.hpp"
+#include "mailgate/spool/spool.hpp"
+
+namespace mailgate::smtp {
+
+struct SmtpLimits {
+  std::size_t max_command_line = 4096;          // RFC 5321 §4.5.3.1.4 says 512; be lenient
+  std::size_t max_data_line = 1024 * 1024;      // RFC says 1000; a longer line is hostile
+  std::size_t max_recipients = 100;             // per message (452 4.5.3 beyond)
+  std::size_t max_errors = 10;                  // bad commands before 421
+  std::size_t max_commands = 10'000;            // per connection
+  std::size_t max_connections = 200;            // all clients
+  std::size_t max_connections_per_ip = 20;
+  std::chrono::seconds command_timeout{300};    // RFC 5321 §4.5.3.2.7
+  std::chrono::seconds data_timeout{600};
+};
+
+struct SmtpSettings {
+  std::vector<std::pair<std::string, std::uint16_t>> listen;
+  bool lmtp = false;
+  std::string hostname = "localhost";
+  std::uint64_t max_message_size = 25ull * 1024 * 1024;
+  std::vector<std::string> accept;  // "user@domain" or "@domain", lower-case
+  std::string tls_cert_file, tls_key_file;  // both set: STARTTLS offered
+  SmtpLimits limits;
+};
+
+class SmtpServer {
+ public:
+  // `on_accepted` runs after each durable acceptance (wakes the processor).
+  SmtpServer(net::asio::any_io_executor executor, SmtpSettings settings, spool::Spool& spool,
+             std::function<void(const std::string& spool_id)> on_accepted);
+  ~SmtpServer();
+
+  // Binds every listen address; throws std::runtime_error when one fails.
+  void start();
+  // Stops accepting; open sessions finish their transaction and get 421.
+  void stop();
+  // Replaces the recipient list (SIGHUP).
+  void set_accept(std::vector<std::string> accept);
+  std::size_t sessions() const { return sessions_; }
+  std::vector<std::uint16_t> bound_ports() const;
+
+  struct Session;
+
+ private:
+  net::asio::awaitable<void> accept_loop(net::tcp::acceptor& acceptor);
+  net::asio::awaitable<void> serve(net::tcp::socket socket);
+
+  net::asio::any_io_executor executor_;
+  SmtpSettings settings_;
+  spool::Spool& spool_;
+  std::function<void(const std::string&)> on_accepted_;
+  std::vector<std::unique_ptr<net::tcp::acceptor>> acceptors_;
+  std::unique_ptr<net::ssl::context> tls_;
+  std::size_t sessions_ = 0;
+  std::map<std::string, std::size_t> per_ip_;
+  bool stopping_ = false;
+};
+
+// "user@domain" accepted by the list? (exact address or "@domain", any case)
+bool recipient_accepted(const std::vector<std::string>& accept, std::string_view address);
+
+}  // namespace mailgate::smtp

@@ -1,0 +1,146 @@
+// The spool: mailgate's durable state (design.md "Spool"). Raw messages are
+// files — written to tmp/, fsync'd, renamed into queue/, the directory
+// fsync'd — before anyone is told "accepted". Their progress through the
+// processor, the seen-set that prevents a second ticket, and the user cache
+// live in SQLite (WAL, synchronous=FULL). Several processes may open one
+// spool (the daemon, `mailgate deliver`, `mailgate queue`).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mailgate::spool {
+
+struct SpoolLimits {
+  std::uint64_t max_queue_bytes = 0;               // 0: unlimited; queued mail above it is refused (452)
+  std::uint64_t min_free_bytes = 64 * 1024 * 1024;  // refuse new mail when the disk has less free
+};
+
+enum class State { Queued, Done, Failed };
+std::string_view to_string(State s);
+
+struct MessageRecord {
+  std::string id;
+  State state = State::Queued;
+  std::string source;       // smtp, lmtp, deliver, imap:NAME
+  std::string message_id;   // Message-ID without <>, "" when absent
+  std::uint64_t size = 0;
+  std::int64_t received_at = 0;      // UNIX seconds
+  std::int64_t next_attempt_at = 0;  // UNIX seconds
+  int attempts = 0;
+  std::string last_error;
+  std::string user_uuid;
+  std::string ticket_id;
+  bool ticket_post_started = false;  // a POST /tickets was sent and not yet recorded
+  std::string outcome;               // "ticket 1234", "ignored: …", "failed: …"
+};
+
+struct MediaRecord {
+  std::string ref;   // media-N of the draft
+  std::string uuid;  // the API's id
+  std::int64_t uploaded_at = 0;
+};
+
+struct AcceptResult {
+  enum class Kind { Accepted, Duplicate, TemporaryFailure } kind;
+  std::string id;      // the spool id (Accepted) or the earlier message's (Duplicate)
+  std::string reason;  // for TemporaryFailure: why, for the SMTP reply and the log
+};
+
+class Spool;
+
+// One message being received. Bytes go straight to a file in tmp/; nothing
+// is visible to the processor until Spool::commit.
+class Incoming {
+ public:
+  ~Incoming();
+  Incoming(Incoming&&) noexcept;
+  Incoming& operator=(Incoming&&) = delete;
+  Incoming(const Incoming&) = delete;
+
+  // False after a write error (disk full) or a limit; later writes are
+  // ignored and commit() reports the reason.
+  bool write(std::string_view bytes);
+  std::uint64_t size() const { return size_; }
+  const std::string& id() const { return id_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  friend class Spool;
+  Incoming(Spool& spool, std::string id, std::string path, int fd);
+  bool flush();
+  void discard();
+
+  Spool* spool_;
+  std::string id_, path_, error_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  std::string buffer_;
+  std::string header_;  // the first bytes, to find Message-ID
+  struct Hash;
+  std::unique_ptr<Hash> hash_;
+};
+
+class Spool {
+ public:
+  // Opens or creates the spool under `dir`; recovers files a crash left
+  // between rename and database commit. Throws std::runtime_error when the
+  // directory or database cannot be used (a start-up error).
+  static std::unique_ptr<Spool> open(const std::string& dir, SpoolLimits limits = {});
+  ~Spool();
+
+  // ---- ingest ----
+  // May already refuse (disk nearly full, queue over its limit).
+  std::optional<std::string> check_capacity(std::uint64_t expected_size = 0);
+  Incoming begin();
+  // Makes the message durable and queued, or recognises it as one already
+  // seen (same Message-ID, or same bytes when it has none): then nothing is
+  // queued and the answer is still "accepted" so the sender stops retrying.
+  AcceptResult commit(Incoming& message, const std::string& source);
+  AcceptResult accept(std::string_view raw, const std::string& source);  // begin+write+commit
+
+  // ---- processor ----
+  std::vector<MessageRecord> due(std::int64_t now, std::size_t limit);
+  std::optional<MessageRecord> get(const std::string& id);
+  std::string read_raw(const std::string& id);  // throws if the file is gone
+  void set_user(const std::string& id, const std::string& uuid);
+  std::vector<MediaRecord> media(const std::string& id);
+  void set_media(const std::string& id, const MediaRecord& m);
+  void mark_ticket_post_started(const std::string& id);
+  void set_ticket(const std::string& id, const std::string& ticket_id);      // → done/
+  void finish(const std::string& id, const std::string& outcome);            // → done/ (ignored, dry-run)
+  void defer(const std::string& id, std::int64_t next_attempt_at, const std::string& error);
+  void fail(const std::string& id, const std::string& reason);               // → failed/ + .reason
+  std::optional<std::string> cached_user(const std::string& address);
+  void cache_user(const std::string& address, const std::string& uuid);
+
+  // ---- operator ----
+  std::vector<MessageRecord> list(std::optional<State> state = std::nullopt);
+  bool retry(const std::string& id);  // failed or deferred → queued now
+  bool drop(const std::string& id);   // removed entirely (the seen key stays)
+  // Removes done/ files older than `retention_seconds`; returns how many.
+  std::size_t expire_done(std::int64_t now, std::int64_t retention_seconds);
+
+  const std::string& dir() const { return dir_; }
+  std::string path_of(const std::string& id, State state) const;
+
+ private:
+  friend class Incoming;
+  Spool() = default;
+  void recover();
+  void move_file(const std::string& id, State from, State to);
+
+  std::string dir_;
+  SpoolLimits limits_;
+  struct Db;
+  std::unique_ptr<Db> db_;
+};
+
+// A new spool id: sortable by time, unique across processes.
+std::string new_spool_id();
+
+}  // namespace mailgate::spool

@@ -1,0 +1,566 @@
+// Spool: files for bytes, SQLite for state. Every state change that matters
+// is one SQLite transaction (fsync'd by SQLite) plus, where a file moves,
+// rename(2) and an fsync of both directories.
+#include "mailgate/spool/spool.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <dirent.h>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+namespace mailgate::spool {
+namespace {
+
+constexpr std::size_t kWriteBuffer = 256 * 1024;
+constexpr std::size_t kHeaderScan = 64 * 1024;  // Message-ID must be in the first 64 KiB
+
+std::int64_t now_unix() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+void fsync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("cannot open directory " + dir + ": " + std::strerror(errno));
+  int r = ::fsync(fd);
+  ::close(fd);
+  if (r != 0) throw std::runtime_error("cannot fsync directory " + dir + ": " + std::strerror(errno));
+}
+
+void make_dir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw std::runtime_error("cannot create " + dir + ": " + std::strerror(errno));
+}
+
+const char* dir_name(State s) {
+  switch (s) {
+    case State::Queued: return "queue";
+    case State::Done: return "done";
+    case State::Failed: return "failed";
+  }
+  return "queue";
+}
+
+State state_from(std::string_view s) {
+  if (s == "done") return State::Done;
+  if (s == "failed") return State::Failed;
+  return State::Queued;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Message-ID from a header block: first field of that name, unfolded,
+// angle brackets removed; "" when absent.
+std::string find_message_id(std::string_view head) {
+  std::size_t pos = 0;
+  while (pos < head.size()) {
+    std::size_t eol = head.find('\n', pos);
+    std::string_view line = head.substr(pos, eol == std::string_view::npos ? head.size() - pos : eol - pos);
+    if (line.empty() || line == "\r") break;  // end of header
+    if (line.size() > 11 && lower(std::string(line.substr(0, 11))) == "message-id:") {
+      std::string value(line.substr(11));
+      // folded continuation lines
+      std::size_t next = eol == std::string_view::npos ? head.size() : eol + 1;
+      while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {
+        std::size_t e = head.find('\n', next);
+        value += std::string(head.substr(next, (e == std::string_view::npos ? head.size() : e) - next));
+        next = e == std::string_view::npos ? head.size() : e + 1;
+      }
+      std::string id;
+      for (char c : value)
+        if (c != '<' && c != '>' && c != ' ' && c != '\t' && c != '\r' && c != '\n') id.push_back(c);
+      return id;
+    }
+    if (eol == std::string_view::npos) break;
+    pos = eol + 1;
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string_view to_string(State s) { return dir_name(s) == std::string_view("queue") ? "queued" : dir_name(s); }
+
+std::string new_spool_id() {
+  static thread_local std::mt19937_64 rng{std::random_device{}() ^ static_cast<std::uint64_t>(::getpid())};
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
+  char rand[17];
+  std::snprintf(rand, sizeof rand, "%016llx", static_cast<unsigned long long>(rng()));
+  return std::string(stamp) + "-" + std::string(rand, 10);
+}
+
+// ---- SQLite ----------------------------------------------------------------
+
+struct Spool::Db {
+  sqlite3* db = nullptr;
+  ~Db() {
+    if (db) sqlite3_close(db);
+  }
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown";
+      sqlite3_free(err);
+      throw std::runtime_error(std::string("spool database: ") + msg + " in: " + sql);
+    }
+  }
+  struct Stmt {
+    sqlite3_stmt* s = nullptr;
+    sqlite3* db;
+    Stmt(sqlite3* d, const char* sql) : db(d) {
+      if (sqlite3_prepare_v2(d, sql, -1, &s, nullptr) != SQLITE_OK)
+        throw std::runtime_error(std::string("spool database: ") + sqlite3_errmsg(d));
+    }
+    ~Stmt() { sqlite3_finalize(s); }
+    Stmt& bind(int i, const std::string& v) {
+      sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+      return *this;
+    }
+    Stmt& bind(int i, std::int64_t v) {
+      sqlite3_bind_int64(s, i, v);
+      return *this;
+    }
+    bool step() {
+      int r = sqlite3_step(s);
+      if (r == SQLITE_ROW) return true;
+      if (r == SQLITE_DONE) return false;
+      throw std::runtime_error(std::string("spool database: ") + sqlite3_errmsg(db));
+    }
+    std::string text(int col) {
+      auto p = sqlite3_column_text(s, col);
+      return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, col))) : "";
+    }
+    std::int64_t integer(int col) { return sqlite3_column_int64(s, col); }
+  };
+  Stmt prepare(const char* sql) { return Stmt(db, sql); }
+
+  static constexpr const char* kColumns =
+      "id, state, source, message_id, size, received_at, next_attempt_at, attempts, last_error, user_uuid, "
+      "ticket_id, ticket_post_started, outcome";
+  static MessageRecord row(Stmt& st) {
+    MessageRecord r;
+    r.id = st.text(0);
+    r.state = state_from(st.text(1));
+    r.source = st.text(2);
+    r.message_id = st.text(3);
+    r.size = static_cast<std::uint64_t>(st.integer(4));
+    r.received_at = st.integer(5);
+    r.next_attempt_at = st.integer(6);
+    r.attempts = static_cast<int>(st.integer(7));
+    r.last_error = st.text(8);
+    r.user_uuid = st.text(9);
+    r.ticket_id = st.text(10);
+    r.ticket_post_started = st.integer(11) != 0;
+    r.outcome = st.text(12);
+    return r;
+  }
+};
+
+// ---- Incoming -------------------------------------------------------------------
+
+struct Incoming::Hash {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  Hash() { EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr); }
+  ~Hash() { EVP_MD_CTX_free(ctx); }
+  std::string hex() {
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx, d, &n);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned i = 0; i < n; ++i) {
+      out.push_back(kHex[d[i] >> 4]);
+      out.push_back(kHex[d[i] & 15]);
+    }
+    return out;
+  }
+};
+
+Incoming::Incoming(Spool& spool, std::string id, std::string path, int fd)
+    : spool_(&spool), id_(std::move(id)), path_(std::move(path)), fd_(fd), hash_(std::make_unique<Hash>()) {
+  buffer_.reserve(kWriteBuffer);
+}
+
+Incoming::Incoming(Incoming&& o) noexcept
+    : spool_(o.spool_), id_(std::move(o.id_)), path_(std::move(o.path_)), error_(std::move(o.error_)), fd_(o.fd_),
+      size_(o.size_), buffer_(std::move(o.buffer_)), header_(std::move(o.header_)), hash_(std::move(o.hash_)) {
+  o.fd_ = -1;
+  o.path_.clear();
+}
+
+Incoming::~Incoming() { discard(); }
+
+void Incoming::discard() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (!path_.empty()) ::unlink(path_.c_str());
+  path_.clear();
+}
+
+bool Incoming::flush() {
+  std::size_t off = 0;
+  while (off < buffer_.size()) {
+    ssize_t n = ::write(fd_, buffer_.data() + off, buffer_.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error_ = errno == ENOSPC || errno == EDQUOT ? "spool disk full" : std::string("spool write failed: ") + std::strerror(errno);
+      return false;
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  buffer_.clear();
+  return true;
+}
+
+bool Incoming::write(std::string_view bytes) {
+  if (!error_.empty() || fd_ < 0) return false;
+  if (header_.size() < kHeaderScan) header_.append(bytes.substr(0, kHeaderScan - header_.size()));
+  EVP_DigestUpdate(hash_->ctx, bytes.data(), bytes.size());
+  size_ += bytes.size();
+  if (buffer_.size() + bytes.size() > kWriteBuffer) {
+    if (!flush()) return false;
+    if (bytes.size() > kWriteBuffer) {
+      buffer_.assign(bytes);
+      return flush();
+    }
+  }
+  buffer_.append(bytes);
+  return true;
+}
+
+// ---- Spool ---------------------------------------------------------------------
+
+std::unique_ptr<Spool> Spool::open(const std::string& dir, SpoolLimits limits) {
+  std::unique_ptr<Spool> s(new Spool());
+  s->dir_ = dir;
+  s->limits_ = limits;
+  make_dir(dir);
+  for (const char* sub : {"tmp", "queue", "done", "failed", "dry-run"}) make_dir(dir + "/" + sub);
+  s->db_ = std::make_unique<Db>();
+  if (sqlite3_open_v2((dir + "/state.sqlite").c_str(), &s->db_->db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK)
+    throw std::runtime_error("cannot open the spool database in " + dir);
+  sqlite3_busy_timeout(s->db_->db, 10'000);  // other mailgate processes share it
+  s->db_->exec("PRAGMA journal_mode=WAL");
+  s->db_->exec("PRAGMA synchronous=FULL");
+  s->db_->exec(
+      "CREATE TABLE IF NOT EXISTS messages(id TEXT PRIMARY KEY, state TEXT NOT NULL, seen_key TEXT NOT NULL, "
+      "source TEXT, message_id TEXT, size INTEGER, received_at INTEGER, next_attempt_at INTEGER, "
+      "attempts INTEGER DEFAULT 0, last_error TEXT DEFAULT '', user_uuid TEXT DEFAULT '', ticket_id TEXT DEFAULT '', "
+      "ticket_post_started INTEGER DEFAULT 0, outcome TEXT DEFAULT '', finished_at INTEGER DEFAULT 0);"
+      "CREATE INDEX IF NOT EXISTS messages_due ON messages(state, next_attempt_at);"
+      "CREATE TABLE IF NOT EXISTS seen(key TEXT PRIMARY KEY, message TEXT NOT NULL, at INTEGER);"
+      "CREATE TABLE IF NOT EXISTS media(message TEXT, ref TEXT, uuid TEXT, uploaded_at INTEGER, PRIMARY KEY(message, ref));"
+      "CREATE TABLE IF NOT EXISTS users(address TEXT PRIMARY KEY, uuid TEXT, at INTEGER);");
+  s->recover();
+  return s;
+}
+
+Spool::~Spool() = default;
+
+std::string Spool::path_of(const std::string& id, State state) const {
+  return dir_ + "/" + dir_name(state) + "/" + id + ".eml";
+}
+
+std::optional<std::string> Spool::check_capacity(std::uint64_t expected_size) {
+  struct statvfs v {};
+  if (::statvfs(dir_.c_str(), &v) == 0) {
+    std::uint64_t free_bytes = static_cast<std::uint64_t>(v.f_bavail) * v.f_frsize;
+    if (free_bytes < limits_.min_free_bytes + expected_size) return "spool disk nearly full";
+  }
+  if (limits_.max_queue_bytes > 0) {
+    auto st = db_->prepare("SELECT COALESCE(SUM(size),0) FROM messages WHERE state='queued'");
+    st.step();
+    if (static_cast<std::uint64_t>(st.integer(0)) + expected_size > limits_.max_queue_bytes) return "spool queue full";
+  }
+  return std::nullopt;
+}
+
+Incoming Spool::begin() {
+  std::string id = new_spool_id();
+  std::string path = dir_ + "/tmp/" + id + ".tmp";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  Incoming in(*this, id, fd >= 0 ? path : "", fd);
+  if (fd < 0) in.error_ = std::string("cannot create a spool file: ") + std::strerror(errno);
+  return in;
+}
+
+AcceptResult Spool::commit(Incoming& in, const std::string& source) {
+  auto temp_fail = [&](std::string reason) {
+    in.discard();
+    return AcceptResult{AcceptResult::Kind::TemporaryFailure, in.id_, std::move(reason)};
+  };
+  if (!in.error_.empty()) return temp_fail(in.error_);
+  if (!in.flush()) return temp_fail(in.error_);
+  if (limits_.max_queue_bytes > 0) {
+    auto st = db_->prepare("SELECT COALESCE(SUM(size),0) FROM messages WHERE state='queued'");
+    st.step();
+    if (static_cast<std::uint64_t>(st.integer(0)) + in.size_ > limits_.max_queue_bytes)
+      return temp_fail("spool queue full");
+  }
+  if (::fsync(in.fd_) != 0) return temp_fail(std::string("spool fsync failed: ") + std::strerror(errno));
+  ::close(in.fd_);
+  in.fd_ = -1;
+
+  const std::string message_id = find_message_id(in.header_);
+  const std::string key = message_id.empty() ? "sha256:" + in.hash_->hex() : "mid:" + lower(message_id);
+  try {
+    db_->exec("BEGIN IMMEDIATE");
+    auto seen = db_->prepare("SELECT message FROM seen WHERE key=?");
+    seen.bind(1, key);
+    if (seen.step()) {
+      std::string earlier = seen.text(0);
+      db_->exec("ROLLBACK");
+      in.discard();
+      return {AcceptResult::Kind::Duplicate, earlier, ""};
+    }
+    const std::string final_path = path_of(in.id_, State::Queued);
+    if (::rename(in.path_.c_str(), final_path.c_str()) != 0) {
+      db_->exec("ROLLBACK");
+      return temp_fail(std::string("spool rename failed: ") + std::strerror(errno));
+    }
+    in.path_.clear();  // the file is no longer ours to delete
+    fsync_dir(dir_ + "/queue");
+    const std::int64_t now = now_unix();
+    auto ins = db_->prepare(
+        "INSERT INTO messages(id, state, seen_key, source, message_id, size, received_at, next_attempt_at) "
+        "VALUES(?, 'queued', ?, ?, ?, ?, ?, ?)");
+    ins.bind(1, in.id_).bind(2, key).bind(3, source).bind(4, message_id).bind(5, static_cast<std::int64_t>(in.size_))
+        .bind(6, now).bind(7, now);
+    ins.step();
+    auto mark = db_->prepare("INSERT INTO seen(key, message, at) VALUES(?, ?, ?)");
+    mark.bind(1, key).bind(2, in.id_).bind(3, now);
+    mark.step();
+    db_->exec("COMMIT");
+  } catch (const std::exception& e) {
+    sqlite3_exec(db_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+    // The file may already be in queue/: recover() adopts it at the next
+    // start, so the message is not lost, but we must not say "accepted".
+    return {AcceptResult::Kind::TemporaryFailure, in.id_, std::string("spool database: ") + e.what()};
+  }
+  return {AcceptResult::Kind::Accepted, in.id_, ""};
+}
+
+AcceptResult Spool::accept(std::string_view raw, const std::string& source) {
+  if (auto full = check_capacity(raw.size())) return {AcceptResult::Kind::TemporaryFailure, "", *full};
+  Incoming in = begin();
+  in.write(raw);
+  return commit(in, source);
+}
+
+// Files a crash left in queue/ between rename and the database commit are
+// adopted (they were never acknowledged, but keeping them loses nothing and
+// the seen-set still stops a duplicate); tmp/ leftovers were never accepted.
+void Spool::recover() {
+  if (DIR* d = ::opendir((dir_ + "/tmp").c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') ::unlink((dir_ + "/tmp/" + e->d_name).c_str());
+    ::closedir(d);
+  }
+  DIR* d = ::opendir((dir_ + "/queue").c_str());
+  if (!d) return;
+  std::vector<std::string> orphans;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() < 5 || name.substr(name.size() - 4) != ".eml") continue;
+    std::string id = name.substr(0, name.size() - 4);
+    auto st = db_->prepare("SELECT 1 FROM messages WHERE id=?");
+    st.bind(1, id);
+    if (!st.step()) orphans.push_back(id);
+  }
+  ::closedir(d);
+  for (const auto& id : orphans) {
+    std::ifstream f(path_of(id, State::Queued), std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::string raw = ss.str();
+    Incoming::Hash h;
+    EVP_DigestUpdate(h.ctx, raw.data(), raw.size());
+    std::string mid = find_message_id(std::string_view(raw).substr(0, kHeaderScan));
+    std::string key = mid.empty() ? "sha256:" + h.hex() : "mid:" + lower(mid);
+    auto seen = db_->prepare("SELECT 1 FROM seen WHERE key=?");
+    seen.bind(1, key);
+    if (seen.step()) {
+      ::unlink(path_of(id, State::Queued).c_str());
+      continue;
+    }
+    std::int64_t now = now_unix();
+    db_->exec("BEGIN IMMEDIATE");
+    auto ins = db_->prepare(
+        "INSERT INTO messages(id, state, seen_key, source, message_id, size, received_at, next_attempt_at) "
+        "VALUES(?, 'queued', ?, 'recovered', ?, ?, ?, ?)");
+    ins.bind(1, id).bind(2, key).bind(3, mid).bind(4, static_cast<std::int64_t>(raw.size())).bind(5, now).bind(6, now);
+    ins.step();
+    auto mark = db_->prepare("INSERT INTO seen(key, message, at) VALUES(?, ?, ?)");
+    mark.bind(1, key).bind(2, id).bind(3, now);
+    mark.step();
+    db_->exec("COMMIT");
+  }
+}
+
+std::vector<MessageRecord> Spool::due(std::int64_t now, std::size_t limit) {
+  std::string sql = std::string("SELECT ") + Db::kColumns +
+                    " FROM messages WHERE state='queued' AND next_attempt_at<=? ORDER BY next_attempt_at, id LIMIT ?";
+  auto st = db_->prepare(sql.c_str());
+  st.bind(1, now).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<MessageRecord> out;
+  while (st.step()) out.push_back(Db::row(st));
+  return out;
+}
+
+std::optional<MessageRecord> Spool::get(const std::string& id) {
+  std::string sql = std::string("SELECT ") + Db::kColumns + " FROM messages WHERE id=?";
+  auto st = db_->prepare(sql.c_str());
+  st.bind(1, id);
+  if (!st.step()) return std::nullopt;
+  return Db::row(st);
+}
+
+std::string Spool::read_raw(const std::string& id) {
+  auto rec = get(id);
+  std::ifstream f(path_of(id, rec ? rec->state : State::Queued), std::ios::binary);
+  if (!f) throw std::runtime_error("spool file of " + id + " is missing");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void Spool::set_user(const std::string& id, const std::string& uuid) {
+  auto st = db_->prepare("UPDATE messages SET user_uuid=? WHERE id=?");
+  st.bind(1, uuid).bind(2, id);
+  st.step();
+}
+
+std::vector<MediaRecord> Spool::media(const std::string& id) {
+  auto st = db_->prepare("SELECT ref, uuid, uploaded_at FROM media WHERE message=?");
+  st.bind(1, id);
+  std::vector<MediaRecord> out;
+  while (st.step()) out.push_back({st.text(0), st.text(1), st.integer(2)});
+  return out;
+}
+
+void Spool::set_media(const std::string& id, const MediaRecord& m) {
+  auto st = db_->prepare("INSERT OR REPLACE INTO media(message, ref, uuid, uploaded_at) VALUES(?, ?, ?, ?)");
+  st.bind(1, id).bind(2, m.ref).bind(3, m.uuid).bind(4, m.uploaded_at);
+  st.step();
+}
+
+void Spool::mark_ticket_post_started(const std::string& id) {
+  auto st = db_->prepare("UPDATE messages SET ticket_post_started=1 WHERE id=?");
+  st.bind(1, id);
+  st.step();
+}
+
+void Spool::move_file(const std::string& id, State from, State to) {
+  if (from == to) return;
+  if (::rename(path_of(id, from).c_str(), path_of(id, to).c_str()) == 0) {
+    fsync_dir(dir_ + "/" + dir_name(to));
+    fsync_dir(dir_ + "/" + dir_name(from));
+  }
+}
+
+void Spool::set_ticket(const std::string& id, const std::string& ticket_id) {
+  // The record of the ticket id comes first: once it is durable, a crash
+  // can no longer cause the ticket to be posted again.
+  auto st = db_->prepare(
+      "UPDATE messages SET ticket_id=?, ticket_post_started=0, state='done', outcome=?, finished_at=?, last_error='' "
+      "WHERE id=?");
+  st.bind(1, ticket_id).bind(2, "ticket " + ticket_id).bind(3, now_unix()).bind(4, id);
+  st.step();
+  move_file(id, State::Queued, State::Done);
+}
+
+void Spool::finish(const std::string& id, const std::string& outcome) {
+  auto st = db_->prepare("UPDATE messages SET state='done', outcome=?, finished_at=? WHERE id=?");
+  st.bind(1, outcome).bind(2, now_unix()).bind(3, id);
+  st.step();
+  move_file(id, State::Queued, State::Done);
+}
+
+void Spool::defer(const std::string& id, std::int64_t next_attempt_at, const std::string& error) {
+  auto st = db_->prepare("UPDATE messages SET next_attempt_at=?, attempts=attempts+1, last_error=? WHERE id=?");
+  st.bind(1, next_attempt_at).bind(2, error).bind(3, id);
+  st.step();
+}
+
+void Spool::fail(const std::string& id, const std::string& reason) {
+  auto st = db_->prepare(
+      "UPDATE messages SET state='failed', outcome=?, last_error=?, finished_at=?, attempts=attempts+1 WHERE id=?");
+  st.bind(1, "failed: " + reason).bind(2, reason).bind(3, now_unix()).bind(4, id);
+  st.step();
+  move_file(id, State::Queued, State::Failed);
+  std::ofstream(dir_ + "/failed/" + id + ".reason") << reason << "\n";
+}
+
+std::optional<std::string> Spool::cached_user(const std::string& address) {
+  auto st = db_->prepare("SELECT uuid FROM users WHERE address=?");
+  st.bind(1, lower(address));
+  if (!st.step()) return std::nullopt;
+  return st.text(0);
+}
+
+void Spool::cache_user(const std::string& address, const std::string& uuid) {
+  auto st = db_->prepare("INSERT OR REPLACE INTO users(address, uuid, at) VALUES(?, ?, ?)");
+  st.bind(1, lower(address)).bind(2, uuid).bind(3, now_unix());
+  st.step();
+}
+
+std::vector<MessageRecord> Spool::list(std::optional<State> state) {
+  std::string sql = std::string("SELECT ") + Db::kColumns + " FROM messages" + (state ? " WHERE state=?" : "") +
+                    " ORDER BY received_at, id";
+  auto st = db_->prepare(sql.c_str());
+  if (state) st.bind(1, std::string(to_string(*state)));
+  std::vector<MessageRecord> out;
+  while (st.step()) out.push_back(Db::row(st));
+  return out;
+}
+
+bool Spool::retry(const std::string& id) {
+  auto rec = get(id);
+  if (!rec || rec->state == State::Done) return false;
+  move_file(id, rec->state, State::Queued);
+  ::unlink((dir_ + "/failed/" + id + ".reason").c_str());
+  auto st = db_->prepare("UPDATE messages SET state='queued', next_attempt_at=?, outcome='' WHERE id=?");
+  st.bind(1, now_unix()).bind(2, id);
+  st.step();
+  return true;
+}
+
+bool Spool::drop(const std::string& id) {
+  auto rec = get(id);
+  if (!rec) return false;
+  ::unlink(path_of(id, rec->state).c_str());
+  ::unlink((dir_ + "/failed/" + id + ".reason").c_str());
+  for (const char* sql : {"DELETE FROM media WHERE message=?", "DELETE FROM messages WHERE id=?"}) {
+    auto st = db_->prepare(sql);
+    st.bind(1, id);
+    st.step();
+  }
+  return true;
+}
+
+std::size_t Spool::expire_done(std::int64_t now, std::int64_t retention_seconds) {
+  auto st = db_->prepare("SELECT id FROM messages WHERE state='done' AND finished_at>0 AND finished_at<?");
+  st.bind(1, now - retention_seconds);
+  std::size_t n = 0;
+  while (st.step()) n += ::unlink(path_of(st.text(0), State::Done).c_str()) == 0;
+  return n;
+}
+
+}  // namespace mailgate::spool
