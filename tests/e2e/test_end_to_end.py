@@ -1,0 +1,119 @@
+"""Real SMTP clients (smtplib, swaks) → `mailgate serve` → the fake
+Messenger over TLS. Every ticket, user and attachment is checked against the
+corpus goldens byte for byte (by SHA-256 of what the fake received)."""
+import json, os, smtplib, subprocess, unittest, uuid
+
+from harness import (CORPUS, MAILGATE, FakeMessenger, Mailgate, Pki, Workdir, corpus, corpus_names, golden,
+                     wait_for)
+
+
+def send_smtplib(port, raw, rcpt="support@example.com"):
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        s.ehlo("client.test")
+        return s.sendmail("sender@example.org", [rcpt], raw)
+
+
+def send_swaks(port, path):
+    return subprocess.run(["swaks", "--server", "127.0.0.1:%d" % port, "--from", "sender@example.org",
+                           "--to", "support@example.com", "--data", path, "--helo", "swaks.test"],
+                          capture_output=True, text=True, errors="replace", timeout=60)
+
+
+class EndToEnd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = Workdir()
+        cls.pki = Pki(cls.work.path)
+        cls.fake = FakeMessenger(cls.pki)
+        cls.mailgate = Mailgate(cls.work.path, cls.fake, cls.pki).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.mailgate.stop()
+        cls.fake.stop()
+        cls.work.cleanup()
+
+    def wait_all_finished(self, expected):
+        def finished():
+            out = self.mailgate.queue("list").stdout
+            rows = [l for l in out.splitlines()[1:-1]]
+            done = [l for l in rows if " done " in l or " failed " in l]
+            return len(rows) >= expected and len(done) == len(rows)
+        wait_for(finished, timeout=120, what="all messages processed")
+
+    def test_corpus_becomes_exactly_the_golden_tickets(self):
+        names = corpus_names()
+        for i, name in enumerate(names):
+            if i % 2 == 0:
+                self.assertEqual(send_smtplib(self.mailgate.port, corpus(name)), {}, name)
+            else:
+                r = send_swaks(self.mailgate.port, os.path.join(CORPUS, name + ".eml"))
+                self.assertIn("250 2.0.0 Ok: queued as", r.stdout, name + r.stdout[-500:])
+        self.wait_all_finished(len(names))
+
+        state = self.fake.state()
+        users = {u["id"]: u for u in state["users"]}
+        media = {m["id"]: m for m in state["media"]}
+        tickets_by_title = {}
+        for t in state["tickets"]:
+            tickets_by_title.setdefault(t["title"], []).append(t)
+        expected = 0
+        for name in names:
+            g = golden(name)
+            found = tickets_by_title.get(g["ticket"]["title"], [])
+            if g["ignored"] is not None:
+                self.assertEqual(found, [], "%s is ignored (%s) but became a ticket" % (name, g["ignored"]))
+                continue
+            expected += 1
+            raw = corpus(name)
+            if b"\n" in raw.replace(b"\r\n", b""):
+                # SMTP carries lines as CRLF (RFC 5321 §2.3.8): clients convert
+                # bare LF, so a 7-bit part's bytes change in transit. Expect
+                # what the transported message previews to.
+                canonical = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                g = json.loads(subprocess.run([MAILGATE, "preview", "-"], input=canonical, capture_output=True,
+                                              check=True).stdout)
+            self.assertEqual(len(found), 1, "%s: %d tickets" % (name, len(found)))
+            t = found[0]
+            self.assertEqual(users[t["creator"]]["address"].lower(), g["user"]["address"].lower(), name)
+            self.assertEqual(users[t["creator"]]["name"], g["user"]["name"], name)
+            self.assertEqual([media[a]["sha256"] for a in t["attachments"]], [m["sha256"] for m in g["media"]], name)
+            self.assertEqual([media[a]["name"] for a in t["attachments"]], [m["name"] for m in g["media"]], name)
+            message = g["ticket"]["message"]
+            for ref, uuid_ in zip(g["ticket"]["attachments"], t["attachments"]):
+                message = message.replace('"att:%s"' % ref, '"att:%s"' % uuid_)
+            self.assertEqual(t["message"], message, name)
+        self.assertEqual(len(state["tickets"]), expected)
+
+    def test_the_same_message_twice_is_one_ticket(self):
+        mid = "<%s@e2e.test>" % uuid.uuid4()
+        raw = ("From: Twice <twice@example.org>\r\nTo: support@example.com\r\nSubject: sent twice %s\r\n"
+               "Message-ID: %s\r\n\r\nhello\r\n" % (mid, mid)).encode()
+        send_smtplib(self.mailgate.port, raw)
+        with smtplib.SMTP("127.0.0.1", self.mailgate.port, timeout=30) as s:
+            s.ehlo("client.test")
+            s.mail("sender@example.org")
+            s.rcpt("support@example.com")
+            code, text = s.data(raw)
+        self.assertEqual(code, 250)
+        self.assertIn(b"already received", text)
+        wait_for(lambda: any(t["title"] == "sent twice " + mid for t in self.fake.state()["tickets"]), 30)
+        self.assertEqual(sum(t["title"] == "sent twice " + mid for t in self.fake.state()["tickets"]), 1)
+
+    def test_deliver_pipe_exit_codes(self):
+        mid = "<%s@e2e.test>" % uuid.uuid4()
+        raw = ("From: Pipe <pipe@example.org>\r\nTo: support@example.com\r\nSubject: via pipe %s\r\n"
+               "Message-ID: %s\r\n\r\nhello\r\n" % (mid, mid)).encode()
+        r = subprocess.run([MAILGATE, "deliver", "--config", self.mailgate.config, "--recipient", "support@example.com"],
+                           input=raw, capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_for(lambda: any(t["title"] == "via pipe " + mid for t in self.fake.state()["tickets"]), 30,
+                 what="the piped mail's ticket")
+        r = subprocess.run([MAILGATE, "deliver", "--config", self.mailgate.config], input=b"\x89PNG not a mail",
+                           capture_output=True)
+        self.assertEqual(r.returncode, 65)
+        self.assertIn(b"not an email message", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
