@@ -7,7 +7,8 @@ packages=(
   libboost-dev libboost-system-dev libssl-dev openssl # Asio/Beast, TLS
   nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev libmimetic-dev
   libgtest-dev libgmock-dev
-  python3 swaks dovecot-imapd curl ca-certificates    # real peers for tests and benches
+  python3 swaks libnet-ssleay-perl libio-socket-ssl-perl  # real SMTP clients (swaks --tls)
+  postfix dovecot-imapd systemd curl ca-certificates   # real peers: MTA, IMAP, systemd-analyze
 )
 missing=()
 for p in "${packages[@]}"; do

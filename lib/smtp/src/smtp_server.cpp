@@ -120,10 +120,48 @@ struct SmtpServer::Session {
   awaitable<bool> send(Stream& s, std::string_view text) {
     out.assign(text);
     out += "\r\n";
+    beast::get_lowest_layer(s).expires_after(std::chrono::seconds(60));  // a client that never reads
     error_code ec;
     co_await asio::async_write(s, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+    beast::get_lowest_layer(s).expires_never();  // reads are timed by read_some's watchdog
     co_return !ec;
   }
+
+  // Idle timeouts cancel the pending read instead of closing the socket
+  // (what beast::tcp_stream's expiry does), so the client still gets its
+  // 421. State shared with the timer handler, which may outlive a read.
+  struct Watch {
+    bool reading = false;
+    bool timed_out = false;
+    tcp::socket* socket = nullptr;
+  };
+  std::shared_ptr<Watch> watch = std::make_shared<Watch>();
+  std::optional<asio::steady_timer> idle_timer;
+
+  template <class Stream>
+  awaitable<std::size_t> read_some(Stream& s, beast::tcp_stream& tcp, asio::mutable_buffer into,
+                                   std::chrono::seconds timeout, std::string& why) {
+    if (!idle_timer) idle_timer.emplace(tcp.get_executor());
+    watch->socket = &tcp.socket();
+    watch->reading = true;
+    watch->timed_out = false;
+    idle_timer->expires_after(timeout);
+    idle_timer->async_wait([w = watch](const error_code& ec) {
+      if (!ec && w->reading && w->socket) {
+        w->timed_out = true;
+        error_code ignored;
+        w->socket->cancel(ignored);
+      }
+    });
+    error_code ec;
+    std::size_t n = co_await s.async_read_some(into, asio::redirect_error(use_awaitable, ec));
+    watch->reading = false;
+    idle_timer->cancel();
+    if (ec) why = watch->timed_out ? "timeout" : "disconnected";
+    co_return ec ? 0 : n;
+  }
+
+  ~Session() { watch->socket = nullptr; }
 
   // One line without its line ending. Returns false at EOF, error, timeout
   // or an over-long line (`why` says which).
@@ -148,15 +186,9 @@ struct SmtpServer::Session {
       }
       std::size_t old = in.size();
       in.resize(old + 64 * 1024);
-      tcp.expires_after(timeout);
-      error_code ec;
-      std::size_t n = co_await s.async_read_some(asio::buffer(in.data() + old, in.size() - old),
-                                                 asio::redirect_error(use_awaitable, ec));
+      std::size_t n = co_await read_some(s, tcp, asio::buffer(in.data() + old, in.size() - old), timeout, why);
       in.resize(old + n);
-      if (ec) {
-        why = ec == beast::error::timeout ? "timeout" : "disconnected";
-        co_return false;
-      }
+      if (n == 0) co_return false;
     }
   }
 
@@ -360,11 +392,9 @@ awaitable<SmtpServer::Session::Outcome> SmtpServer::Session::run(Stream& s, beas
           in.clear();
           in_pos = 0;
           in.resize(static_cast<std::size_t>(std::min<std::uint64_t>(need, 256 * 1024)));
-          tcp.expires_after(lim().data_timeout);
-          error_code ec;
-          std::size_t got = co_await s.async_read_some(asio::buffer(in), asio::redirect_error(use_awaitable, ec));
+          std::size_t got = co_await read_some(s, tcp, asio::buffer(in), lim().data_timeout, why);
           in.resize(got);
-          if (ec) co_return Outcome::Close;  // ~Incoming removes the partial file
+          if (got == 0) co_return Outcome::Close;  // ~Incoming removes the partial file
           continue;
         }
         std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(need, have));
@@ -522,6 +552,7 @@ awaitable<void> SmtpServer::serve(tcp::socket socket) {
     ssl::stream<beast::tcp_stream&> tls(tcp, *tls_);
     tcp.expires_after(std::chrono::seconds(30));
     co_await tls.async_handshake(ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+    tcp.expires_never();
     if (ec) {
       log::warn("smtp.tls_failed", {{"session", session.session_id}, {"client", ip}, {"error", ec.message()}});
       co_return;
