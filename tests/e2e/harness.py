@@ -119,12 +119,14 @@ class Mailgate:
         self.log.close()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
             self.proc.terminate()
-            code = self.proc.wait(timeout=40)
+            self.proc.wait(timeout=40)
+        if not self.log.closed:
             self.log.close()
-            return code
-        return self.proc.returncode if self.proc else None
+        return self.proc.returncode
 
     def queue(self, *args):
         return subprocess.run([MAILGATE, "queue", *args, "--config", self.config],

@@ -90,6 +90,7 @@ struct FakeMessenger::Impl {
   double clock_offset = 0;
   double fault_rate = 0;
   std::vector<Fault> fault_kinds;
+  std::set<std::string> fault_calls;  // random faults only for these calls; empty: all
   std::mt19937_64 fault_rng{1};
   std::map<std::string, std::deque<Fault>> scripted;
   std::string retry_after = "1";
@@ -150,7 +151,7 @@ struct FakeMessenger::Impl {
         return f;
       }
     }
-    if (fault_rate > 0 && !fault_kinds.empty() && call != "other") {
+    if (fault_rate > 0 && !fault_kinds.empty() && call != "other" && (fault_calls.empty() || fault_calls.count(call))) {
       std::uniform_real_distribution<double> d(0, 1);
       if (d(fault_rng) < fault_rate) return fault_kinds[fault_rng() % fault_kinds.size()];
     }
@@ -299,7 +300,8 @@ struct FakeMessenger::Impl {
   //   GET  /_fake/state   users, media (with sha256), tickets, request count
   //   POST /_fake/config  {"fault_rate": 0.2, "faults": ["500","429",...],
   //                        "token_lifetime": 2, "revoke_tokens": true,
-  //                        "retry_after": "1", "slow_ms": 200}
+  //                        "retry_after": "1", "slow_ms": 200,
+  //                        "fault_calls": ["media"]}  (random faults only there)
   FakeMessenger* owner = nullptr;
   Response control(const std::string& method, const std::string& path, const std::string& body) {
     if (path == "/_fake/state" && method == "GET") return json_response(200, owner->state_json());
@@ -315,6 +317,11 @@ struct FakeMessenger::Impl {
       for (const auto& f : j["faults"])
         if (f.is_string() && kNames.count(f.get<std::string>())) kinds.push_back(kNames.at(f.get<std::string>()));
     if (j.contains("fault_rate")) owner->set_fault_rate(j["fault_rate"].get<double>(), kinds);
+    if (j.contains("fault_calls")) {
+      std::lock_guard lock(mu);
+      fault_calls.clear();
+      for (const auto& c : j["fault_calls"]) fault_calls.insert(c.get<std::string>());
+    }
     if (j.contains("token_lifetime")) owner->set_token_lifetime(std::chrono::seconds(j["token_lifetime"].get<int>()));
     if (j.value("revoke_tokens", false)) owner->revoke_all_tokens();
     if (j.contains("retry_after")) owner->set_retry_after(j["retry_after"].get<std::string>());

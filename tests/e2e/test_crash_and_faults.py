@@ -1,0 +1,140 @@
+"""The two promises under stress: no accepted mail is lost and none becomes
+two tickets — across SIGKILL at random moments, API faults with short-lived
+tokens, and a full spool."""
+import os, random, smtplib, sys, threading, time, unittest, uuid
+
+from harness import FakeMessenger, Mailgate, Pki, Workdir, free_port, wait_for
+
+
+def message(tag, i, attachment=False):
+    mid = "<%s-%d-%s@e2e.test>" % (tag, i, uuid.uuid4().hex[:8])
+    head = "From: Sender %d <sender%d@example.org>\r\nTo: support@example.com\r\nSubject: %s %d\r\nMessage-ID: %s\r\n" % (
+        i, i % 7, tag, i, mid)
+    if not attachment:
+        return (head + "\r\nbody %d\r\n" % i).encode()
+    blob = "\r\n".join(["QUJD" * 19] * 250)  # ~20 KB base64
+    return (head + 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n\r\nbody %d\r\n'
+            '--b\r\nContent-Type: application/octet-stream; name="f%d.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+            '%s\r\n--b--\r\n' % (i, i, blob)).encode()
+
+
+def send(port, raw):
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.ehlo("client.test")
+        s.sendmail("sender@example.org", ["support@example.com"], raw)
+
+
+def tickets_by_title(fake, tag):
+    counts = {}
+    for t in fake.state()["tickets"]:
+        if t["title"].startswith(tag + " "):
+            counts[t["title"]] = counts.get(t["title"], 0) + 1
+    return counts
+
+
+class CrashSafety(unittest.TestCase):
+    def test_sigkill_at_ten_random_moments_loses_nothing(self):
+        work = Workdir()
+        self.addCleanup(work.cleanup)
+        pki = Pki(work.path)
+        fake = FakeMessenger(pki)
+        self.addCleanup(fake.stop)
+        # Uploads take a little while, so kills land mid-upload too.
+        fake.configure(fault_rate=1.0, faults=["slow"], slow_ms=15, fault_calls=["media"])
+        mg = Mailgate(work.path, fake, pki).start()
+        self.addCleanup(mg.stop)
+        total = 300
+        accepted = set()
+        retries = [0]
+
+        def sender():
+            for i in range(total):
+                raw = message("crash", i, attachment=(i % 3 == 0))
+                while i not in accepted:  # an MTA retries until it hears 250
+                    try:
+                        send(mg.port, raw)
+                        accepted.add(i)
+                    except (smtplib.SMTPException, OSError):
+                        retries[0] += 1
+                        time.sleep(0.05)
+
+        t = threading.Thread(target=sender)
+        t.start()
+        rng = random.Random(2026)
+        for _ in range(10):
+            time.sleep(rng.uniform(0.2, 0.9))
+            mg.kill()
+            mg.start()
+        t.join(timeout=300)
+        self.assertFalse(t.is_alive())
+        self.assertEqual(len(accepted), total)
+        wait_for(lambda: len(tickets_by_title(fake, "crash")) == total, timeout=180, interval=0.5,
+                 what="a ticket for every accepted mail")
+        counts = tickets_by_title(fake, "crash")
+        duplicates = sum(n - 1 for n in counts.values())
+        recoveries = mg.log_text().count("pipeline.recovering_ticket_post")
+        print("\ncrash test: %d mails accepted, 10 SIGKILLs, %d client retries, %d tickets, %d lost, "
+              "%d duplicates, %d ticket POSTs recovered" % (len(accepted), retries[0], sum(counts.values()),
+                                                            total - len(counts), duplicates, recoveries),
+              file=sys.stderr)
+        self.assertEqual(len(counts), total)  # none lost
+        # A duplicate needs a kill inside the ~1 ms between the API's answer
+        # and the commit of its id; report it, and never more than that window allows.
+        self.assertLessEqual(duplicates, recoveries)
+
+
+class Faults(unittest.TestCase):
+    def test_twenty_percent_faults_and_two_second_tokens(self):
+        work = Workdir()
+        self.addCleanup(work.cleanup)
+        pki = Pki(work.path)
+        fake = FakeMessenger(pki, token_lifetime=2)
+        self.addCleanup(fake.stop)
+        fake.configure(fault_rate=0.2, faults=["500", "503", "429", "drop-before-response", "drop-after-response",
+                                               "slow"], retry_after="1", slow_ms=100)
+        mg = Mailgate(work.path, fake, pki).start()
+        self.addCleanup(mg.stop)
+        total = 60
+        for i in range(total):
+            send(mg.port, message("faults", i, attachment=(i % 2 == 0)))
+        wait_for(lambda: len(tickets_by_title(fake, "faults")) == total, timeout=240, interval=0.5,
+                 what="every ticket despite the faults")
+        time.sleep(1)
+        counts = tickets_by_title(fake, "faults")
+        self.assertEqual(sorted(counts.values()), [1] * total)
+
+
+class DiskFull(unittest.TestCase):
+    def test_a_full_spool_refuses_with_452_and_keeps_what_it_accepted(self):
+        work = Workdir()
+        self.addCleanup(work.cleanup)
+        # The API is unreachable, so everything accepted stays queued.
+        mg = Mailgate(work.path, extra_yaml="  max_size: 30KB\n")
+        with open(mg.config) as f:
+            cfg = f.read().replace("messenger:\n  mode: dry-run\n",
+                                   "messenger:\n  api_key: k\n  secret_env: PATH\n  auth_url: https://127.0.0.1:%d/v1\n"
+                                   % free_port())
+        with open(mg.config, "w") as f:
+            f.write(cfg)
+        mg.start()
+        self.addCleanup(mg.stop)
+        accepted, refused = [], []
+        for i in range(10):
+            raw = message("full", i) + b"x" * 8000 + b"\r\n"
+            try:
+                send(mg.port, raw)
+                accepted.append(i)
+            except smtplib.SMTPDataError as e:
+                self.assertEqual(e.smtp_code, 452, e)
+                refused.append(i)
+            except smtplib.SMTPSenderRefused as e:
+                self.assertEqual(e.smtp_code, 452, e)
+                refused.append(i)
+        self.assertTrue(accepted and refused, (accepted, refused))
+        listing = mg.queue("list").stdout
+        self.assertEqual(listing.count(" queued "), len(accepted), listing)
+        self.assertEqual(os.listdir(os.path.join(mg.spool, "tmp")), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
