@@ -9,7 +9,9 @@ cd "$root"
 scripts/install-deps.sh
 jobs=$(nproc)
 
-cmake -S . -B build -DMAILGATE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# -O1 -g1: what the sanitizers recommend, and much faster to compile than
+# -O2 -g for the coroutine-heavy sources (CI has two cores).
+cmake -S . -B build -DMAILGATE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" >/dev/null
 cmake --build build -j"$jobs"
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -120,6 +120,13 @@ std::size_t MessengerClient::max_media_bytes(std::string_view name) {
   return (kMaxRequestBytes - overhead) / 4 * 3;
 }
 
+// Every request, auth included, counts against max_in_flight.
+awaitable<net::HttpResponse> MessengerClient::send_bounded(net::HttpRequest request) {
+  co_await in_flight_.acquire();
+  SemaphoreGuard slot(in_flight_);
+  co_return co_await http_.send(std::move(request));
+}
+
 awaitable<void> MessengerClient::sleep(milliseconds d) {
   net::asio::steady_timer timer(executor_, d);
   boost::system::error_code ec;
@@ -150,12 +157,7 @@ awaitable<Result<MessengerClient::Session>> MessengerClient::authenticate(const 
   req.url = settings_.auth_url + "/auth";
   req.headers = auth_headers(settings_.api_key, "");
   req.body = secret_body(settings_.secret);
-  net::HttpResponse resp;
-  {
-    co_await in_flight_.acquire();
-    SemaphoreGuard slot(in_flight_);
-    resp = co_await http_.send(std::move(req));
-  }
+  net::HttpResponse resp = co_await send_bounded(std::move(req));
   if (resp.error == net::TransportError::PlainHttpRefused || resp.error == net::TransportError::BadUrl)
     co_return ApiError{ErrorKind::Forbidden, 0, "messenger.auth_url: " + resp.error_text};  // configuration
   if (resp.error != net::TransportError::None)
@@ -179,12 +181,7 @@ awaitable<Result<MessengerClient::Session>> MessengerClient::refresh(const Sessi
   req.method = net::http::verb::post;
   req.url = settings_.auth_url + "/refreshToken";
   req.headers = auth_headers(settings_.api_key, current.token);
-  net::HttpResponse resp;
-  {
-    co_await in_flight_.acquire();
-    SemaphoreGuard slot(in_flight_);
-    resp = co_await http_.send(std::move(req));
-  }
+  net::HttpResponse resp = co_await send_bounded(std::move(req));
   if (resp.error != net::TransportError::None) co_return ApiError{ErrorKind::Temporary, 0, resp.error_text};
   if (classify_status(resp.status) != Verdict::Success)
     co_return ApiError{ErrorKind::Temporary, resp.status, "HTTP " + std::to_string(resp.status)};
@@ -216,12 +213,7 @@ awaitable<Result<MessengerClient::Session>> MessengerClient::finish_session(std:
   net::HttpRequest req;
   req.url = settings_.auth_url + "/apis";
   req.headers = auth_headers(settings_.api_key, s.token);
-  net::HttpResponse resp;
-  {
-    co_await in_flight_.acquire();
-    SemaphoreGuard slot(in_flight_);
-    resp = co_await http_.send(std::move(req));
-  }
+  net::HttpResponse resp = co_await send_bounded(std::move(req));
   if (resp.error != net::TransportError::None)
     co_return ApiError{ErrorKind::Temporary, 0, "apis: " + resp.error_text};
   Verdict v = classify_status(resp.status);
@@ -269,12 +261,7 @@ awaitable<Result<MessengerClient::Answer>> MessengerClient::call(std::string_vie
       req.headers = auth_headers(settings_.api_key, s.value().token);
       req.body = body;
       const auto sent = steady_clock::now();
-      net::HttpResponse resp;
-      {
-        co_await in_flight_.acquire();
-        SemaphoreGuard slot(in_flight_);
-        resp = co_await http_.send(std::move(req));
-      }
+      net::HttpResponse resp = co_await send_bounded(std::move(req));
       const auto took = std::chrono::duration_cast<milliseconds>(steady_clock::now() - sent);
       if (resp.error != net::TransportError::None) {
         problem = std::string(net::to_string(resp.error)) + ": " + resp.error_text;

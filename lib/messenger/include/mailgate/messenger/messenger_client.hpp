@@ -130,6 +130,7 @@ class MessengerClient {
   // (Not an initializer_list: g++ 12 miscompiles those in coroutine frames.)
   net::asio::awaitable<Result<Answer>> call(std::string_view name, net::http::verb method, std::string path,
                                             std::string body, const CallContext& ctx, int also_ok = 0);
+  net::asio::awaitable<net::HttpResponse> send_bounded(net::HttpRequest request);
   net::asio::awaitable<void> sleep(std::chrono::milliseconds d);
 
   net::asio::any_io_executor executor_;

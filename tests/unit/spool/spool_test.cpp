@@ -1,0 +1,152 @@
+// The spool's promises: durable before "accepted", one message per
+// Message-ID (or per byte content), recovery after a crash, nothing lost
+// when a message fails.
+#include "mailgate/spool/spool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+using namespace mailgate::spool;
+
+namespace {
+
+class SpoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = fs::temp_directory_path() / ("mailgate-spool-test-" + std::to_string(::getpid()) + "-" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  std::unique_ptr<Spool> open(SpoolLimits limits = {0, 0}) { return Spool::open(dir.string(), limits); }
+  fs::path dir;
+};
+
+std::string mail(const std::string& message_id, const std::string& body = "hello") {
+  std::string m = "From: a@example.org\r\nSubject: s\r\n";
+  if (!message_id.empty()) m += "Message-ID: <" + message_id + ">\r\n";
+  return m + "\r\n" + body + "\r\n";
+}
+
+}  // namespace
+
+TEST_F(SpoolTest, AcceptedMailIsAFileInQueueAndARecord) {
+  auto s = open();
+  auto r = s->accept(mail("a@x"), "smtp");
+  ASSERT_EQ(r.kind, AcceptResult::Kind::Accepted);
+  EXPECT_TRUE(fs::exists(s->path_of(r.id, State::Queued)));
+  EXPECT_EQ(s->read_raw(r.id), mail("a@x"));
+  auto rec = s->get(r.id);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->message_id, "a@x");
+  EXPECT_EQ(rec->state, State::Queued);
+  EXPECT_EQ(s->due(rec->received_at, 10).size(), 1u);
+  EXPECT_TRUE(fs::is_empty(dir / "tmp"));
+}
+
+TEST_F(SpoolTest, SameMessageIdIsADuplicateEvenAfterRestart) {
+  std::string first;
+  {
+    auto s = open();
+    first = s->accept(mail("dup@x"), "smtp").id;
+    EXPECT_EQ(s->accept(mail("DUP@x", "other body"), "imap:box").kind, AcceptResult::Kind::Duplicate);
+  }
+  auto s = open();
+  auto again = s->accept(mail("dup@x"), "smtp");
+  EXPECT_EQ(again.kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(again.id, first);
+  EXPECT_EQ(s->list().size(), 1u);
+}
+
+TEST_F(SpoolTest, WithoutMessageIdTheBytesDecide) {
+  auto s = open();
+  EXPECT_EQ(s->accept(mail("", "one"), "smtp").kind, AcceptResult::Kind::Accepted);
+  EXPECT_EQ(s->accept(mail("", "one"), "smtp").kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(s->accept(mail("", "two"), "smtp").kind, AcceptResult::Kind::Accepted);
+}
+
+TEST_F(SpoolTest, ProgressSurvivesAndFinishedMailMovesToDone) {
+  std::string id;
+  {
+    auto s = open();
+    id = s->accept(mail("p@x"), "smtp").id;
+    s->set_user(id, "user-uuid");
+    s->set_media(id, {"media-1", "media-uuid", 1000});
+    s->mark_ticket_post_started(id);
+  }
+  auto s = open();
+  auto rec = s->get(id);
+  EXPECT_EQ(rec->user_uuid, "user-uuid");
+  EXPECT_TRUE(rec->ticket_post_started);
+  ASSERT_EQ(s->media(id).size(), 1u);
+  EXPECT_EQ(s->media(id)[0].uuid, "media-uuid");
+  s->set_ticket(id, "1234");
+  rec = s->get(id);
+  EXPECT_EQ(rec->state, State::Done);
+  EXPECT_EQ(rec->ticket_id, "1234");
+  EXPECT_FALSE(rec->ticket_post_started);
+  EXPECT_TRUE(fs::exists(s->path_of(id, State::Done)));
+  EXPECT_FALSE(fs::exists(s->path_of(id, State::Queued)));
+}
+
+TEST_F(SpoolTest, FailedMailKeepsItsReasonAndCanBeRetried) {
+  auto s = open();
+  auto id = s->accept(mail("f@x"), "smtp").id;
+  s->fail(id, "400 unknown creator");
+  EXPECT_EQ(s->get(id)->state, State::Failed);
+  std::ifstream reason(dir / "failed" / (id + ".reason"));
+  std::string text;
+  std::getline(reason, text);
+  EXPECT_EQ(text, "400 unknown creator");
+  EXPECT_TRUE(s->retry(id));
+  EXPECT_EQ(s->get(id)->state, State::Queued);
+  EXPECT_TRUE(fs::exists(s->path_of(id, State::Queued)));
+  EXPECT_TRUE(s->drop(id));
+  EXPECT_FALSE(s->get(id));
+}
+
+TEST_F(SpoolTest, DeferredMailWaitsForItsTime) {
+  auto s = open();
+  auto id = s->accept(mail("d@x"), "smtp").id;
+  auto now = s->get(id)->received_at;
+  s->defer(id, now + 60, "HTTP 503");
+  EXPECT_TRUE(s->due(now, 10).empty());
+  EXPECT_EQ(s->due(now + 60, 10).size(), 1u);
+  EXPECT_EQ(s->get(id)->attempts, 1);
+}
+
+TEST_F(SpoolTest, AFileLeftBetweenRenameAndCommitIsAdopted) {
+  { open(); }
+  std::ofstream(dir / "queue" / "20260101000000-orphan.eml") << mail("orphan@x");
+  std::ofstream(dir / "tmp" / "20260101000000-partial.tmp") << "half a mess";
+  auto s = open();
+  auto rec = s->get("20260101000000-orphan");
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->state, State::Queued);
+  EXPECT_EQ(rec->source, "recovered");
+  EXPECT_TRUE(fs::is_empty(dir / "tmp"));  // never acknowledged: removed
+  EXPECT_EQ(s->accept(mail("orphan@x"), "smtp").kind, AcceptResult::Kind::Duplicate);
+}
+
+TEST_F(SpoolTest, AFullQueueRefusesWithoutLosingAnything) {
+  auto s = open({200, 0});  // room for one ~117-byte mail, not two
+  EXPECT_EQ(s->accept(mail("1@x", std::string(60, 'a')), "smtp").kind, AcceptResult::Kind::Accepted);
+  auto r = s->accept(mail("2@x", std::string(60, 'b')), "smtp");
+  EXPECT_EQ(r.kind, AcceptResult::Kind::TemporaryFailure);
+  EXPECT_NE(r.reason.find("full"), std::string::npos);
+  EXPECT_EQ(s->list().size(), 1u);
+  EXPECT_TRUE(fs::is_empty(dir / "tmp"));
+}
+
+TEST_F(SpoolTest, AnAbandonedIncomingMessageLeavesNoFile) {
+  auto s = open();
+  {
+    Incoming in = s->begin();
+    in.write("From: a@x\r\n\r\npartial");
+  }
+  EXPECT_TRUE(fs::is_empty(dir / "tmp"));
+  EXPECT_TRUE(s->list().empty());
+}
