@@ -27,7 +27,7 @@ YAML
 MAILGATE_LOG=warn "$root/build-bench/bin/mailgate" serve --config "$work/mailgate.yaml" 2>"$work/mailgate.log" & pids+=($!)
 mkdir -p "$work/aiosmtpd"
 /usr/bin/python3 "$root/bench/aiosmtpd_fsync.py" "$ai_port" "$work/aiosmtpd" >/dev/null 2>&1 & pids+=($!)
-smtp-sink -u nobody -c "127.0.0.1:$sink_port" 256 & pids+=($!)
+smtp-sink -u nobody "127.0.0.1:$sink_port" 256 2>/dev/null & pids+=($!)
 wait_port "$mg_port"; wait_port "$ai_port"; wait_port "$sink_port"
 
 rate() {  # rate PORT SESSIONS SIZE_BYTES → messages/s
