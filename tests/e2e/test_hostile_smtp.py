@@ -202,7 +202,7 @@ class Lmtp(unittest.TestCase):
     def test_one_status_per_recipient(self):
         work = Workdir()
         self.addCleanup(work.cleanup)
-        mg = Mailgate(work.path, protocol="lmtp").start()
+        mg = Mailgate(work.path, protocol="lmtp", smtp_yaml="  max_message_size: 20KB\n").start()
         self.addCleanup(mg.stop)
         c = SmtpConversation(mg.port)
         self.addCleanup(c.close)
@@ -217,6 +217,15 @@ class Lmtp(unittest.TestCase):
         c.send(HEADERS % "lmtp" + "body\r\n.\r\n")
         self.assertEqual(c.reply()[0], 250)
         self.assertEqual(c.reply()[0], 250)
+        # A refusal is also one reply per recipient.
+        c.command("MAIL FROM:<a@example.org>")
+        c.command("RCPT TO:<support@example.com>")
+        c.command("RCPT TO:<other@help.example.com>")
+        c.command("DATA")
+        c.send(HEADERS % "too big" + ("z" * 998 + "\r\n") * 30 + ".\r\n")
+        self.assertEqual(c.reply()[0], 552)
+        self.assertEqual(c.reply()[0], 552)
+        self.assertEqual(c.command("NOOP")[0], 250)
 
 
 if __name__ == "__main__":

@@ -213,6 +213,14 @@ struct SmtpServer::Session {
     return h + "; " + rfc5322_date() + "\r\n";
   }
 
+  // LMTP answers the end of DATA once per accepted recipient (RFC 2033 §4.2).
+  std::string per_recipient(const std::string& one) const {
+    if (!cfg().lmtp) return one;
+    std::string all;
+    for (std::size_t i = 0; i < recipients.size(); ++i) all += (i ? "\r\n" : "") + one;
+    return all;
+  }
+
   // After the message: one reply (SMTP) or one per recipient (LMTP).
   std::string final_reply(const spool::AcceptResult& r) const {
     std::string one;
@@ -224,10 +232,7 @@ struct SmtpServer::Session {
                                                           : "451 4.3.0 Error: " + r.reason + ", try again later";
         break;
     }
-    if (!cfg().lmtp) return one;
-    std::string all;
-    for (std::size_t i = 0; i < recipients.size(); ++i) all += (i ? "\r\n" : "") + one;
-    return all;
+    return per_recipient(one);
   }
 
   spool::AcceptResult commit(spool::Incoming& msg) {
@@ -271,7 +276,7 @@ struct SmtpServer::Session {
         msg->write("\r\n");
       }
     }
-    if (!refused.empty()) co_return refused;
+    if (!refused.empty()) co_return per_recipient(refused);
     auto r = commit(*msg);
     co_return final_reply(r);
   }
