@@ -14,11 +14,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 cd "$work"
-key="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-openssl req -x509 $key -keyout ca.key -out ca.pem -days 2 -subj '/CN=bench CA' 2>/dev/null
-openssl req $key -keyout server.key -out server.csr -subj '/CN=localhost' 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null
+"$root/bench/make_test_pki.sh" .
 "$bin/fake-messenger" --cert server.pem --key server.key > fake.out & pids+=($!)
 for _ in $(seq 50); do grep -q listening fake.out 2>/dev/null && break; sleep 0.1; done
 fport=$(awk '{print $2}' fake.out)

@@ -17,11 +17,7 @@ cleanup() { [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null; rm -rf "$work"; 
 trap cleanup EXIT
 
 cd "$work"
-key="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-openssl req -x509 $key -keyout ca.key -out ca.pem -days 2 -subj '/CN=bench CA' 2>/dev/null
-openssl req $key -keyout server.key -out server.csr -subj '/CN=localhost' 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null
+"$root/bench/make_test_pki.sh" .
 
 "$bin/fake-messenger" --cert server.pem --key server.key --threads "${FAKE_THREADS:-1}" > fake.out &
 fake_pid=$!
