@@ -36,6 +36,12 @@ void print_errors(const std::vector<config::ConfigError>& errors) {
 
 }  // namespace
 
+std::optional<config::Config> load_config_or_report(const std::string& file) {
+  auto result = config::load_config_file(file);
+  if (!result.config) print_errors(result.errors);
+  return std::move(result.config);
+}
+
 mail::DraftOptions draft_options(const config::Config& c) {
   mail::DraftOptions o;
   o.sender = c.mail.sender == config::SenderField::ReplyTo ? mail::SenderPreference::ReplyTo
@@ -75,13 +81,10 @@ int preview(const std::vector<std::string>& in) {
   mail::DraftOptions options;
   nlohmann::json defaults = nlohmann::json::object();
   if (have_config) {
-    auto result = config::load_config_file(config_file);
-    if (!result.config) {
-      print_errors(result.errors);
-      return kExitConfig;
-    }
-    options = draft_options(*result.config);
-    defaults = result.config->ticket_defaults;
+    auto cfg = load_config_or_report(config_file);
+    if (!cfg) return kExitConfig;
+    options = draft_options(*cfg);
+    defaults = cfg->ticket_defaults;
   }
   std::string raw;
   if (args[0] == "-") {

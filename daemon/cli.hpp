@@ -13,7 +13,6 @@ namespace mailgate::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 64;     // EX_USAGE
 inline constexpr int kExitDataErr = 65;   // EX_DATAERR
-inline constexpr int kExitSoftware = 70;  // EX_SOFTWARE
 inline constexpr int kExitTempFail = 75;  // EX_TEMPFAIL
 inline constexpr int kExitConfig = 78;    // EX_CONFIG
 
@@ -26,5 +25,7 @@ int queue(const std::vector<std::string>& args);
 // Shared by the subcommands.
 bool take_option(std::vector<std::string>& args, const std::string& name, std::string& value);
 mail::DraftOptions draft_options(const config::Config& c);
+// Loads FILE; on errors prints them as FILE:LINE:COL lines and returns nullopt.
+std::optional<config::Config> load_config_or_report(const std::string& file);
 
 }  // namespace mailgate::cli

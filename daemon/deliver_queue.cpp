@@ -15,13 +15,6 @@
 namespace mailgate::cli {
 namespace {
 
-std::optional<config::Config> load_or_report(const std::string& file) {
-  auto loaded = config::load_config_file(file);
-  if (!loaded.config)
-    for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
-  return loaded.config;
-}
-
 std::string when(std::int64_t t) {
   char buf[32];
   std::time_t tt = static_cast<std::time_t>(t);
@@ -42,7 +35,7 @@ int deliver(const std::vector<std::string>& in) {
     std::cerr << "usage: mailgate deliver --config FILE [--recipient ADDR] < message\n";
     return kExitUsage;
   }
-  auto cfg = load_or_report(file);
+  auto cfg = load_config_or_report(file);
   if (!cfg) return kExitConfig;
   std::unique_ptr<spool::Spool> spool;
   try {
@@ -103,7 +96,7 @@ int queue(const std::vector<std::string>& in) {
     std::cerr << "usage: mailgate queue list|show ID|retry ID|drop ID --config FILE\n";
     return kExitUsage;
   }
-  auto cfg = load_or_report(file);
+  auto cfg = load_config_or_report(file);
   if (!cfg) return kExitConfig;
   std::unique_ptr<spool::Spool> spool;
   try {

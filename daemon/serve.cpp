@@ -70,12 +70,9 @@ int serve(const std::vector<std::string>& in) {
     std::cerr << "usage: mailgate serve --config FILE\n";
     return kExitUsage;
   }
-  auto loaded = config::load_config_file(file);
-  if (!loaded.config) {
-    for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
-    return kExitConfig;
-  }
-  config::Config cfg = *loaded.config;
+  auto loaded = load_config_or_report(file);
+  if (!loaded) return kExitConfig;
+  const config::Config cfg = std::move(*loaded);
   if (!cfg.imap.empty())
     log::warn("serve.imap_not_available", {{"note", "imap mailboxes are configured but IMAP ingest is not in this build"}});
 

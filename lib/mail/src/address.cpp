@@ -173,6 +173,4 @@ std::vector<Mailbox> parse_address_list(std::string_view raw) {
   return out;
 }
 
-std::string normalize_address(std::string_view address) { return ascii_lower(trim(address)); }
-
 }  // namespace mailgate::mail

@@ -130,13 +130,6 @@ std::string undeclared_to_utf8(std::string_view bytes) {
   return out;
 }
 
-bool is_known_charset(std::string_view charset) {
-  std::string name = iconv_name(charset);
-  if (name.empty()) return false;
-  Iconv cd(name);
-  return cd.ok();
-}
-
 std::string to_utf8(std::string_view bytes, std::string_view charset) {
   if (is_ascii(bytes)) {
     // ASCII is ASCII in every charset mail uses, except the 7-bit stateful

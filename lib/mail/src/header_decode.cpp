@@ -12,13 +12,6 @@
 namespace mailgate::mail {
 namespace {
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
 // RFC 5322 §2.2.3: unfolding removes the CRLF, keeping the white space.
 std::string unfold(std::string_view raw) {
   std::string out;
@@ -139,20 +132,6 @@ struct RawParam {
   bool extended = false;
   std::string value;  // as written, quotes removed
 };
-
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
 
 RawParam split_param_name(std::string name, std::string value) {
   RawParam p;

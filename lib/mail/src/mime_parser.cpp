@@ -103,6 +103,7 @@ class Parser {
   void parse_entity(std::string_view raw, MimePart& part, std::size_t depth, bool parent_is_digest) {
     std::size_t body_at = parse_header_block(raw, part, limits_, &truncations_);
     apply_content_type(part, parent_is_digest);
+    if (std::string_view d = part.header("Content-Disposition"); !d.empty()) part.disposition = parse_header_params(d);
     part.body = raw.substr(body_at);
     if (!part.is_multipart()) return;
 

@@ -184,10 +184,10 @@ class DraftBuilder {
 
   // ---- body -----------------------------------------------------------------
   static bool is_attachment_disposition(const MimePart& p) {
-    return parse_header_params(p.header("Content-Disposition")).value == "attachment";
+    return p.disposition.value == "attachment";
   }
   static bool has_file_name(const MimePart& p) {
-    return !parse_header_params(p.header("Content-Disposition")).param("filename").empty() ||
+    return !p.disposition.param("filename").empty() ||
            !p.content_type.param("name").empty();
   }
   static bool is_text_body(const MimePart& p) {
@@ -196,8 +196,7 @@ class DraftBuilder {
   }
   static bool is_inline_image(const MimePart& p) {
     if (p.content_type.value.rfind("image/", 0) != 0) return false;
-    auto disposition = parse_header_params(p.header("Content-Disposition")).value;
-    return disposition == "inline";
+    return p.disposition.value == "inline";
   }
   // Can this part stand as (part of) the visible body?
   static bool is_renderable(const MimePart& p) {
@@ -294,7 +293,7 @@ class DraftBuilder {
 
   std::optional<std::string> resolve_image(std::string_view src) {
     if (istarts_with(src, "cid:")) {
-      std::string cid = ascii_lower(percent_decoded(src.substr(4)));
+      std::string cid = ascii_lower(percent_decode(src.substr(4)));
       auto it = by_content_id_.find(strip_angles(cid));
       if (it == by_content_id_.end()) return std::nullopt;
       if (consumed_.count(it->second) && !media_of_.count(it->second)) return std::nullopt;  // skipped
@@ -307,20 +306,6 @@ class DraftBuilder {
     }
     if (istarts_with(src, "data:image/")) return add_data_uri_image(src);
     return std::nullopt;  // remote: never loaded
-  }
-
-  static std::string percent_decoded(std::string_view s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '%' && i + 2 < s.size() && isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-          isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-        out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
-        i += 2;
-      } else {
-        out.push_back(s[i]);
-      }
-    }
-    return out;
   }
 
   // <img src="data:image/png;base64,..."> becomes an uploaded inline image,
@@ -338,7 +323,7 @@ class DraftBuilder {
   }
 
   std::string file_name_of(const MimePart& p, const std::string& bytes) {
-    std::string name = parse_header_params(p.header("Content-Disposition")).param("filename");
+    std::string name = p.disposition.param("filename");
     if (name.empty()) name = p.content_type.param("name");
     if (name.empty() && p.content_type.value == "message/rfc822") {
       MimePart inner;

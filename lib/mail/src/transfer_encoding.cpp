@@ -25,13 +25,6 @@ constexpr std::array<std::uint8_t, 256> make_base64_table() {
 }
 constexpr auto kBase64 = make_base64_table();
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
 }  // namespace
 
 std::string decode_base64(std::string_view in) {

@@ -44,12 +44,19 @@ void Processor::stop() {
 awaitable<void> Processor::run() {
   while (!stopping_) {
     const std::size_t free_slots = settings_.concurrency - std::min(settings_.concurrency, active_.size());
+    std::vector<spool::MessageRecord> due;
     if (free_slots > 0 && now_unix() >= paused_until_) {
-      for (auto& record : spool_.due(now_unix(), free_slots + active_.size())) {
-        if (active_.count(record.id) || active_.size() >= settings_.concurrency) continue;
-        active_.insert(record.id);
-        net::asio::co_spawn(executor_, process(std::move(record)), net::asio::detached);
+      try {
+        due = spool_.due(now_unix(), free_slots + active_.size());
+      } catch (const std::exception& e) {
+        // A busy or broken database must not stop the processor for good.
+        log::error("pipeline.spool_error", {{"error", e.what()}});
       }
+    }
+    for (auto& record : due) {
+      if (active_.count(record.id) || active_.size() >= settings_.concurrency) continue;
+      active_.insert(record.id);
+      net::asio::co_spawn(executor_, process(std::move(record)), net::asio::detached);
     }
     wake_timer_.expires_after(settings_.poll_interval);
     boost::system::error_code ec;
@@ -64,6 +71,21 @@ awaitable<void> Processor::run() {
 }
 
 awaitable<void> Processor::process(spool::MessageRecord record) {
+  const std::string id = record.id;
+  try {
+    co_await process_steps(std::move(record));
+  } catch (const std::exception& e) {
+    // Without this, co_spawn(detached) would drop the error silently.
+    log::error("pipeline.spool_error", {{"spool_id", id}, {"error", e.what()}});
+    try {
+      spool_.defer(id, now_unix() + kSpoolErrorRetry, std::string("spool error: ") + e.what());
+    } catch (const std::exception&) {
+      // Still queued; the next poll finds it.
+    }
+  }
+}
+
+awaitable<void> Processor::process_steps(spool::MessageRecord record) {
   const std::string id = record.id;
   struct Done {
     Processor* p;

@@ -17,8 +17,4 @@ struct Mailbox {
 // members kept. Entries without any address are skipped. Never fails.
 std::vector<Mailbox> parse_address_list(std::string_view raw);
 
-// "local@domain" lower-cased in the domain only would be RFC-correct, but
-// users expect jane@x and Jane@X to be one person (design.md): fully lower.
-std::string normalize_address(std::string_view address);
-
 }  // namespace mailgate::mail

@@ -17,7 +17,4 @@ std::string to_utf8(std::string_view bytes, std::string_view charset);
 // and of Outlook.
 std::string undeclared_to_utf8(std::string_view bytes);
 
-// True when iconv can convert from this label (after our alias mapping).
-bool is_known_charset(std::string_view charset);
-
 }  // namespace mailgate::mail

@@ -35,6 +35,7 @@ struct HeaderField {
 struct MimePart {
   std::vector<HeaderField> headers;
   HeaderParams content_type;  // value defaulted to "text/plain" per RFC 2045 §5.2
+  HeaderParams disposition;   // Content-Disposition; value "" when absent
   std::string_view body;      // still transfer-encoded; view into the message
   std::vector<MimePart> children;
 

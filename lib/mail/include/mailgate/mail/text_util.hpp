@@ -24,6 +24,13 @@ bool is_ascii(std::string_view s);
 // safe to put into JSON; valid input is returned unchanged.
 std::string sanitize_utf8(std::string_view s);
 
+// 0-15 for a hex digit, else -1.
+int hex_value(char c);
+
+// "%XX" sequences decoded (RFC 2231 values, cid: URLs); a "%" not followed
+// by two hex digits is kept.
+std::string percent_decode(std::string_view s);
+
 // Escapes &, <, >, " for HTML text and attribute values.
 std::string html_escape(std::string_view s);
 

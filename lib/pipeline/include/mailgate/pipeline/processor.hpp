@@ -55,10 +55,12 @@ class Processor {
   void stop();
   std::size_t in_flight() const { return active_.size(); }
 
-  // One message, start to finish (exposed for tests).
+  // One message, start to finish. A spool error (disk, database) is logged
+  // and the message retried later: it stays queued, nothing is lost.
   net::asio::awaitable<void> process(spool::MessageRecord record);
 
  private:
+  net::asio::awaitable<void> process_steps(spool::MessageRecord record);
   net::asio::awaitable<void> post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft);
   void write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft);
   void handle_error(const spool::MessageRecord& record, const messenger::ApiError& error, std::string_view step);
@@ -71,6 +73,7 @@ class Processor {
   std::set<std::string> active_;
   bool stopping_ = false;
   std::int64_t paused_until_ = 0;
+  static constexpr std::int64_t kSpoolErrorRetry = 60;  // seconds after a spool error
   std::mt19937_64 rng_{std::random_device{}()};
 };
 
