@@ -1,8 +1,14 @@
 // `mailgate serve`: wires spool, processor, Messenger client and SMTP
-// listener onto one io_context; handles signals and systemd notification.
+// listener together; handles signals and systemd notification.
+//
+// Threads: the SMTP listener, signals and systemd run on the main thread's
+// io_context; the processor and the Messenger client on a second one, so a
+// session never waits behind the processor's database commits; the spool's
+// committer thread makes received mail durable in batches.
 #include <csignal>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "cli.hpp"
 #include "mailgate/config/config.hpp"
@@ -61,6 +67,16 @@ pipeline::ProcessorSettings processor_settings(const config::Config& c) {
   return p;
 }
 
+// Waits until nothing is busy or the deadline passes, then stops the loop.
+awaitable<void> drain_then_stop(net::asio::io_context& ctx, std::chrono::steady_clock::time_point deadline,
+                                std::function<bool()> busy) {
+  while (std::chrono::steady_clock::now() < deadline && busy()) {
+    net::asio::steady_timer t(ctx, std::chrono::milliseconds(50));
+    co_await t.async_wait(use_awaitable);
+  }
+  ctx.stop();
+}
+
 }  // namespace
 
 int serve(const std::vector<std::string>& in) {
@@ -84,20 +100,22 @@ int serve(const std::vector<std::string>& in) {
     return kExitTempFail;
   }
 
-  net::asio::io_context io;
+  net::asio::io_context io;             // SMTP, signals, systemd
+  net::asio::io_context processing_io;  // processor and Messenger client
   std::unique_ptr<messenger::MessengerClient> client;
   const bool dry_run = cfg.messenger.mode == config::MessengerMode::DryRun;
   try {
-    if (!dry_run) client = std::make_unique<messenger::MessengerClient>(io.get_executor(), messenger_settings(cfg));
+    if (!dry_run)
+      client = std::make_unique<messenger::MessengerClient>(processing_io.get_executor(), messenger_settings(cfg));
   } catch (const std::exception& e) {
     log::error("serve.messenger_setup_failed", {{"error", e.what()}});
     return kExitConfig;
   }
-  pipeline::Processor processor(io.get_executor(), *spool, client.get(), processor_settings(cfg));
+  pipeline::Processor processor(processing_io.get_executor(), *spool, client.get(), processor_settings(cfg));
   std::unique_ptr<smtp::SmtpServer> smtp_server;
   if (cfg.smtp) {
     smtp_server = std::make_unique<smtp::SmtpServer>(io.get_executor(), smtp_settings(*cfg.smtp), *spool,
-                                                     [&](const std::string&) { processor.wake(); });
+                                                     [&](const std::string&) { net::asio::post(processing_io, [&] { processor.wake(); }); });
     try {
       smtp_server->start();
     } catch (const std::exception& e) {
@@ -107,7 +125,9 @@ int serve(const std::vector<std::string>& in) {
   }
 
   bool stopping = false;
-  net::asio::co_spawn(io, processor.run(), net::asio::detached);
+  net::asio::co_spawn(processing_io, processor.run(), net::asio::detached);
+  auto processing_guard = net::asio::make_work_guard(processing_io);
+  std::thread processing([&] { processing_io.run(); });
 
   // Signals: TERM/INT drain and exit 0; HUP reloads what can change live.
   net::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
@@ -130,19 +150,17 @@ int serve(const std::vector<std::string>& in) {
       daemon::sd_notify("STOPPING=1");
       stopping = true;
       if (smtp_server) smtp_server->stop();
-      processor.stop();
-      // Wait (bounded) for sessions and in-flight steps, then stop the loop.
+      // Wait (bounded) for sessions and in-flight steps, each on its own
+      // thread, then stop that thread's loop.
+      const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+      net::asio::post(processing_io, [&, deadline] {
+        processor.stop();
+        net::asio::co_spawn(processing_io,
+                            drain_then_stop(processing_io, deadline, [&] { return processor.in_flight() > 0; }),
+                            net::asio::detached);
+      });
       net::asio::co_spawn(
-          io,
-          [&]() -> awaitable<void> {
-            auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
-            while (std::chrono::steady_clock::now() < deadline &&
-                   ((smtp_server && smtp_server->sessions() > 0) || processor.in_flight() > 0)) {
-              net::asio::steady_timer t(io, std::chrono::milliseconds(50));
-              co_await t.async_wait(use_awaitable);
-            }
-            io.stop();
-          },
+          io, drain_then_stop(io, deadline, [&] { return smtp_server && smtp_server->sessions() > 0; }),
           net::asio::detached);
     });
   };
@@ -170,6 +188,11 @@ int serve(const std::vector<std::string>& in) {
                             {"smtp_ports", ports.empty() ? "none" : ports}});
   daemon::sd_notify("READY=1\nSTATUS=accepting mail");
   io.run();
+  processing_guard.reset();
+  processing.join();
+  // Messages still in the committer's hands are settled while `io` can
+  // still take their completions (the sessions they belong to are gone).
+  spool->stop_committer();
   log::info("serve.stopped", {});
   return kExitOk;
 }

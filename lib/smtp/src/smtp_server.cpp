@@ -36,6 +36,22 @@ std::string rfc5322_date() {
   return buf;
 }
 
+// The spool's group commit as an awaitable: the message joins the committer's
+// next batch and the session resumes on its own executor once the batch is
+// durable, so no session blocks the event loop on a disk sync.
+template <class Token>
+auto async_commit(spool::Spool& spool, spool::Incoming& message, std::string source, Token&& token) {
+  return asio::async_initiate<Token, void(spool::AcceptResult)>(
+      [&spool, &message, source = std::move(source)](auto handler) mutable {
+        auto ex = asio::get_associated_executor(handler);
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        spool.commit_async(std::move(message), std::move(source), [shared, ex](spool::AcceptResult r) {
+          asio::post(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
+        });
+      },
+      token);
+}
+
 // "FROM:<a@b> SIZE=1" → path "a@b", params {"SIZE": "1"}. nullopt: syntax error.
 struct PathArg {
   std::string path;
@@ -235,16 +251,18 @@ struct SmtpServer::Session {
     return per_recipient(one);
   }
 
-  spool::AcceptResult commit(spool::Incoming& msg) {
-    auto r = server.spool_.commit(msg, cfg().lmtp ? "lmtp" : "smtp");
+  awaitable<spool::AcceptResult> commit(spool::Incoming& msg) {
+    const std::uint64_t size = msg.size();
+    std::string source = cfg().lmtp ? "lmtp" : "smtp";
+    spool::AcceptResult r = co_await async_commit(server.spool_, msg, std::move(source), use_awaitable);
     log::info("smtp.message", {{"spool_id", r.id}, {"session", session_id}, {"client", peer},
                                {"from", mail_from}, {"rcpts", std::to_string(recipients.size())},
-                               {"size", std::to_string(msg.size())},
+                               {"size", std::to_string(size)},
                                {"result", r.kind == spool::AcceptResult::Kind::Accepted    ? "queued"
                                           : r.kind == spool::AcceptResult::Kind::Duplicate ? "duplicate"
                                                                                             : "tempfail: " + r.reason}});
     if (r.kind == spool::AcceptResult::Kind::Accepted && server.on_accepted_) server.on_accepted_(r.id);
-    return r;
+    co_return r;
   }
 
   // DATA: dot-unstuffing, bare LF → CRLF, size limit; the spool file is
@@ -277,7 +295,7 @@ struct SmtpServer::Session {
       }
     }
     if (!refused.empty()) co_return per_recipient(refused);
-    auto r = commit(*msg);
+    auto r = co_await commit(*msg);
     co_return final_reply(r);
   }
 };
@@ -418,7 +436,8 @@ awaitable<SmtpServer::Session::Outcome> SmtpServer::Session::run(Stream& s, beas
         if (reply.empty()) reply = "554 5.5.1 Error: transaction failed";
         if (last) reset_transaction();
       } else if (last) {
-        reply = final_reply(commit(*chunked));
+        auto r = co_await commit(*chunked);
+        reply = final_reply(r);
         reset_transaction();
       } else {
         reply = "250 2.0.0 Ok: " + n + " octets received";

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 namespace fs = std::filesystem;
 using namespace mailgate::spool;
@@ -149,4 +150,54 @@ TEST_F(SpoolTest, AnAbandonedIncomingMessageLeavesNoFile) {
   }
   EXPECT_TRUE(fs::is_empty(dir / "tmp"));
   EXPECT_TRUE(s->list().empty());
+}
+
+// Group commit: messages handed in together are synced together, and each
+// still gets its own answer — including the second of two copies of one
+// Message-ID that land in the same batch, and a message over the queue limit.
+TEST_F(SpoolTest, GroupCommitAnswersEveryMessageOfABatch) {
+  auto s = open({20 * 70, 0});  // room for about twenty of these ~66-byte mails
+  std::mutex m;
+  std::vector<AcceptResult> results;
+  auto record = [&](AcceptResult r) {
+    std::lock_guard lock(m);
+    results.push_back(std::move(r));
+  };
+  for (int i = 0; i < 30; ++i) {
+    Incoming in = s->begin();
+    in.write(mail(i == 29 ? "0@batch" : std::to_string(i) + "@batch"));  // the last repeats the first
+    s->commit_async(std::move(in), "smtp", record);
+  }
+  s->stop_committer();  // settles all of them
+  ASSERT_EQ(results.size(), 30u);
+  std::size_t accepted = 0, duplicate = 0, full = 0;
+  for (const auto& r : results) {
+    accepted += r.kind == AcceptResult::Kind::Accepted;
+    duplicate += r.kind == AcceptResult::Kind::Duplicate;
+    full += r.kind == AcceptResult::Kind::TemporaryFailure && r.reason == "spool queue full";
+  }
+  EXPECT_EQ(accepted + duplicate + full, 30u);
+  EXPECT_EQ(duplicate, 1u);
+  EXPECT_GE(full, 8u);
+  EXPECT_EQ(s->list(State::Queued).size(), accepted);
+  for (const auto& r : results)
+    if (r.kind == AcceptResult::Kind::Accepted) EXPECT_TRUE(fs::exists(s->path_of(r.id, State::Queued)));
+  EXPECT_TRUE(fs::is_empty(dir / "tmp"));  // refused ones leave nothing behind
+}
+
+TEST_F(SpoolTest, GroupCommitRestartsAfterStopAndSeesEarlierMessages) {
+  auto s = open();
+  AcceptResult first{AcceptResult::Kind::TemporaryFailure, "", ""};
+  Incoming a = s->begin();
+  a.write(mail("once@x"));
+  s->commit_async(std::move(a), "smtp", [&](AcceptResult r) { first = r; });
+  s->stop_committer();
+  ASSERT_EQ(first.kind, AcceptResult::Kind::Accepted);
+  AcceptResult second{AcceptResult::Kind::TemporaryFailure, "", ""};
+  Incoming b = s->begin();
+  b.write(mail("once@x"));
+  s->commit_async(std::move(b), "lmtp", [&](AcceptResult r) { second = r; });
+  s->stop_committer();
+  EXPECT_EQ(second.kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(second.id, first.id);
 }

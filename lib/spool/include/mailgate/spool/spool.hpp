@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -100,7 +102,16 @@ class Spool {
   // Makes the message durable and queued, or recognises it as one already
   // seen (same Message-ID, or same bytes when it has none): then nothing is
   // queued and the answer is still "accepted" so the sender stops retrying.
+  // Consumes the message. Blocks for the disk syncs: for `deliver` and tests.
   AcceptResult commit(Incoming& message, const std::string& source);
+  // The same, as a group commit on the spool's committer thread (started on
+  // first use): every message handed in while a batch is being synced joins
+  // the next batch. `done` runs on the committer thread; the caller posts it
+  // back to its own executor.
+  void commit_async(Incoming&& message, std::string source, std::function<void(AcceptResult)> done);
+  // Settles everything handed to commit_async and joins the committer; done
+  // by the destructor too, but a daemon calls it while its executor is alive.
+  void stop_committer();
   AcceptResult accept(std::string_view raw, const std::string& source);  // begin+write+commit
 
   // ---- processor ----
@@ -127,17 +138,33 @@ class Spool {
 
   const std::string& dir() const { return dir_; }
   std::string path_of(const std::string& id, State state) const;
+  // Where the file is: path_of(id, state), or another directory when a crash
+  // lost the (unsynced) move that followed a state change.
+  std::string existing_path(const std::string& id, State state) const;
 
  private:
   friend class Incoming;
   Spool() = default;
+  struct Db;
+  struct Committer;
+  struct PendingCommit {
+    Incoming in;
+    std::string source;
+    std::function<void(AcceptResult)> done;
+    AcceptResult result{AcceptResult::Kind::TemporaryFailure, "", "not committed"};
+    bool settled = false;
+  };
+  static std::unique_ptr<Db> open_db(const std::string& dir);
+  void commit_batch(Db& db, std::vector<PendingCommit>& batch);
+  void run_committer();
   void recover();
   void move_file(const std::string& id, State from, State to);
 
   std::string dir_;
   SpoolLimits limits_;
-  struct Db;
-  std::unique_ptr<Db> db_;
+  std::unique_ptr<Db> db_;  // used by the caller's thread
+  std::mutex committer_start_;
+  std::unique_ptr<Committer> committer_;
 };
 
 // A new spool id: sortable by time, unique across processes.
