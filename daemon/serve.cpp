@@ -12,6 +12,7 @@
 
 #include "cli.hpp"
 #include "mailgate/config/config.hpp"
+#include "mailgate/imap/fetcher.hpp"
 #include "mailgate/log/log.hpp"
 #include "mailgate/messenger/messenger_client.hpp"
 #include "mailgate/pipeline/processor.hpp"
@@ -57,6 +58,33 @@ smtp::SmtpSettings smtp_settings(const config::SmtpConfig& c) {
   return s;
 }
 
+imap::MailboxSettings mailbox_settings(const config::ImapMailboxConfig& m) {
+  imap::MailboxSettings s;
+  s.name = m.name;
+  s.host = m.host;
+  s.port = m.port;
+  s.security = m.security == config::ImapSecurity::Tls        ? imap::Security::Tls
+               : m.security == config::ImapSecurity::StartTls ? imap::Security::StartTls
+                                                              : imap::Security::None;
+  s.ca_file = m.ca_file;
+  s.username = m.username;
+  s.password = m.password.value;
+  s.auth = m.auth == config::ImapAuth::Login     ? imap::AuthMethod::Login
+           : m.auth == config::ImapAuth::Plain   ? imap::AuthMethod::Plain
+           : m.auth == config::ImapAuth::XOAuth2 ? imap::AuthMethod::XOAuth2
+                                                 : imap::AuthMethod::Auto;
+  s.token_file = m.token_file;
+  s.token_command = m.token_command;
+  s.folder = m.folder;
+  s.after_import = m.after_import == config::AfterImport::Seen     ? imap::AfterImport::Seen
+                   : m.after_import == config::AfterImport::Delete ? imap::AfterImport::Delete
+                                                                   : imap::AfterImport::Move;
+  s.move_to = m.move_to;
+  s.idle = m.idle;
+  s.poll_interval = m.poll_interval;
+  return s;
+}
+
 pipeline::ProcessorSettings processor_settings(const config::Config& c) {
   pipeline::ProcessorSettings p;
   p.concurrency = static_cast<std::size_t>(c.queue.concurrency);
@@ -89,8 +117,6 @@ int serve(const std::vector<std::string>& in) {
   auto loaded = load_config_or_report(file);
   if (!loaded) return kExitConfig;
   const config::Config cfg = std::move(*loaded);
-  if (!cfg.imap.empty())
-    log::warn("serve.imap_not_available", {{"note", "imap mailboxes are configured but IMAP ingest is not in this build"}});
 
   std::unique_ptr<spool::Spool> spool;
   try {
@@ -124,6 +150,20 @@ int serve(const std::vector<std::string>& in) {
     }
   }
 
+  // IMAP mailboxes: one fetcher each, on the ingest thread; one failing
+  // mailbox only ever waits on its own backoff.
+  std::vector<std::unique_ptr<imap::Fetcher>> fetchers;
+  try {
+    for (const auto& box : cfg.imap) {
+      fetchers.push_back(std::make_unique<imap::Fetcher>(io.get_executor(), *spool, mailbox_settings(box)));
+      fetchers.back()->on_accepted = [&](const std::string&) { net::asio::post(processing_io, [&] { processor.wake(); }); };
+      net::asio::co_spawn(io, fetchers.back()->run(), net::asio::detached);
+    }
+  } catch (const std::exception& e) {
+    log::error("serve.imap_setup_failed", {{"error", e.what()}});
+    return kExitConfig;
+  }
+
   bool stopping = false;
   net::asio::co_spawn(processing_io, processor.run(), net::asio::detached);
   auto processing_guard = net::asio::make_work_guard(processing_io);
@@ -150,6 +190,7 @@ int serve(const std::vector<std::string>& in) {
       daemon::sd_notify("STOPPING=1");
       stopping = true;
       if (smtp_server) smtp_server->stop();
+      for (auto& f : fetchers) f->stop();
       // Wait (bounded) for sessions and in-flight steps, each on its own
       // thread, then stop that thread's loop.
       const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
@@ -185,7 +226,8 @@ int serve(const std::vector<std::string>& in) {
   if (smtp_server)
     for (auto p : smtp_server->bound_ports()) ports += (ports.empty() ? "" : ",") + std::to_string(p);
   log::info("serve.ready", {{"config", file}, {"spool", cfg.spool_dir}, {"mode", dry_run ? "dry-run" : "live"},
-                            {"smtp_ports", ports.empty() ? "none" : ports}});
+                            {"smtp_ports", ports.empty() ? "none" : ports},
+                            {"imap_mailboxes", std::to_string(fetchers.size())}});
   daemon::sd_notify("READY=1\nSTATUS=accepting mail");
   io.run();
   processing_guard.reset();

@@ -86,7 +86,7 @@ class FakeMessenger:
 
 class Mailgate:
     """`mailgate serve` on a generated config; restartable (crash tests)."""
-    def __init__(self, workdir, fake=None, pki=None, extra_yaml="", smtp_yaml="", protocol="smtp"):
+    def __init__(self, workdir, fake=None, pki=None, extra_yaml="", smtp_yaml="", protocol="smtp", imap_yaml=""):
         self.workdir = workdir
         self.port = free_port()
         self.spool = os.path.join(workdir, "spool")
@@ -105,6 +105,8 @@ class Mailgate:
             f.write('smtp:\n  listen: ["127.0.0.1:%d"]\n  protocol: %s\n  hostname: mx.test\n'
                     '  accept: ["support@example.com", "@help.example.com"]\n%s' % (self.port, protocol, smtp_yaml))
             f.write("queue:\n  min_free_space: 1MB\n" + extra_yaml)
+            if imap_yaml:
+                f.write("imap:\n" + imap_yaml)
         self.proc = None
 
     def start(self):
@@ -190,3 +192,118 @@ class Workdir:
 
     def cleanup(self):
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+class Dovecot:
+    """A private Dovecot on 127.0.0.1 (recipe in ../shared/peers.md): plain
+    IMAP with STARTTLS on `port`, IMAPS on `tls_port`, users from a
+    passwd-file. Restartable, to test mailgate across server outages."""
+    def __init__(self, workdir, pki, users=(("support@example.com", "secret"),)):
+        self.dir = os.path.join(workdir, "dovecot")
+        os.makedirs(os.path.join(self.dir, "mail"), exist_ok=True)
+        for d in (workdir, self.dir):
+            os.chmod(d, 0o755)
+        shutil.chown(os.path.join(self.dir, "mail"), "nobody", "nogroup")
+        self.port, self.tls_port = free_port(), free_port()
+        with open(os.path.join(self.dir, "passwd"), "w") as f:
+            for user, password in users:
+                f.write("%s:{PLAIN}%s\n" % (user, password))
+        self.conf = os.path.join(self.dir, "dovecot.conf")
+        d = self.dir
+        with open(self.conf, "w") as f:
+            f.write(f"""protocols = imap
+listen = 127.0.0.1
+base_dir = {d}/run
+state_dir = {d}/run/state
+log_path = {d}/dovecot.log
+ssl = yes
+ssl_cert = <{pki.cert}
+ssl_key = <{pki.key}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:{d}/mail/%u
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {self.tls_port}
+    ssl = yes
+  }}
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={d}/mail/%u
+}}
+""")
+        for path in (pki.cert, pki.key):
+            os.chmod(path, 0o644)
+
+    def start(self):
+        # The daemon keeps its inherited descriptors: no pipes, or run() waits forever.
+        subprocess.run(["/usr/sbin/dovecot", "-c", self.conf], check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        wait_port(self.tls_port)
+        return self
+
+    def stop(self):
+        pid_file = os.path.join(self.dir, "run", "master.pid")
+        if os.path.exists(pid_file):
+            with open(pid_file) as f:
+                os.kill(int(f.read().strip()), signal.SIGTERM)
+            wait_for(lambda: not os.path.exists(pid_file), timeout=20, what="dovecot to stop")
+
+    def client(self, user="support@example.com", password="secret"):
+        import imaplib
+        c = imaplib.IMAP4("127.0.0.1", self.port, timeout=30)
+        c.login(user, password)
+        return c
+
+    def append(self, raw, folder="INBOX", flags="", user="support@example.com"):
+        c = self.client(user)
+        try:
+            typ, data = c.append(folder, flags or None, None, raw)
+            assert typ == "OK", data
+        finally:
+            c.logout()
+
+    def flags(self, folder="INBOX", user="support@example.com"):
+        """{uid: flags-string} of the folder."""
+        import re
+        c = self.client(user)
+        try:
+            c.select(folder)
+            typ, data = c.uid("FETCH", "1:*", "(FLAGS)")
+            out = {}
+            for item in data:
+                if not item:
+                    continue
+                text = item.decode() if isinstance(item, bytes) else item[0].decode()
+                m = re.search(r"UID (\d+)", text)
+                f = re.search(r"FLAGS \(([^)]*)\)", text)
+                if m and f:
+                    out[int(m.group(1))] = f.group(1)
+            return out
+        finally:
+            c.logout()
+
+    def imap_yaml(self, name="support", security="none", port=None, folder="INBOX", after_import="seen",
+                  password_file=None, idle=True, poll="1s", ca_file=None, user="support@example.com", extra=""):
+        return ("  - name: %s\n    host: %s\n    port: %d\n    security: %s\n    username: %s\n"
+                "    password_file: %s\n    folder: %s\n    after_import: %s\n    idle: %s\n"
+                "    poll_interval: %s\n%s%s" % (
+                    name, "localhost" if security != "none" else "127.0.0.1",
+                    port or (self.tls_port if security == "tls" else self.port), security, user,
+                    password_file, folder, after_import, "true" if idle else "false", poll,
+                    "    ca_file: %s\n" % ca_file if ca_file else "", extra))

@@ -325,8 +325,9 @@ void read_imap(Reader& r, const YAML::Node& n, std::vector<ImapMailboxConfig>& b
   std::set<std::string> names;
   for (const auto& b : n) {
     if (!r.expect_mapping(b, "imap mailbox",
-                          {"name", "host", "port", "security", "username", "password_file", "password_env", "folder",
-                           "after_import", "idle", "poll_interval"}))
+                          {"name", "host", "port", "security", "ca_file", "username", "auth", "password_file",
+                           "password_env", "token_file", "token_command", "folder", "after_import", "idle",
+                           "poll_interval"}))
       continue;
     ImapMailboxConfig m;
     r.string(b, "name", m.name, true, "imap mailbox");
@@ -342,8 +343,25 @@ void read_imap(Reader& r, const YAML::Node& n, std::vector<ImapMailboxConfig>& b
     r.integer(b, "port", port, 1, 65535);
     m.port = static_cast<std::uint16_t>(port);
     r.string(b, "username", m.username, true, "imap mailbox");
-    r.secret(b, "password_file", "password_env", m.password);
-    if (!b["password_file"] && !b["password_env"]) r.error(b, "missing 'password_file' or 'password_env' in imap mailbox");
+    r.string(b, "ca_file", m.ca_file, false, "imap mailbox");
+    if (!m.ca_file.empty() && !std::ifstream(m.ca_file)) r.error(b["ca_file"], "cannot read ca_file '" + m.ca_file + "'");
+    std::string auth = "auto";
+    r.string(b, "auth", auth, false, "imap mailbox");
+    if (auth == "auto") m.auth = ImapAuth::Auto;
+    else if (auth == "login") m.auth = ImapAuth::Login;
+    else if (auth == "plain") m.auth = ImapAuth::Plain;
+    else if (auth == "xoauth2") m.auth = ImapAuth::XOAuth2;
+    else r.error(b["auth"], "imap auth must be auto, login, plain or xoauth2");
+    if (m.auth == ImapAuth::XOAuth2) {
+      r.string(b, "token_file", m.token_file, false, "imap mailbox");
+      r.string(b, "token_command", m.token_command, false, "imap mailbox");
+      if (m.token_file.empty() == m.token_command.empty())
+        r.error(b, "imap auth xoauth2 needs exactly one of 'token_file' and 'token_command'");
+    } else {
+      if (b["token_file"] || b["token_command"]) r.error(b, "'token_file' and 'token_command' are for auth: xoauth2");
+      r.secret(b, "password_file", "password_env", m.password);
+      if (!b["password_file"] && !b["password_env"]) r.error(b, "missing 'password_file' or 'password_env' in imap mailbox");
+    }
     r.string(b, "folder", m.folder, false, "imap mailbox");
     std::string after = "seen";
     r.string(b, "after_import", after, false, "imap mailbox");
@@ -540,7 +558,16 @@ std::string describe(const Config& c) {
       e << YAML::Key << "security" << YAML::Value
         << (m.security == ImapSecurity::Tls ? "tls" : m.security == ImapSecurity::StartTls ? "starttls" : "none");
       e << YAML::Key << "username" << YAML::Value << m.username;
-      e << YAML::Key << "password" << YAML::Value << show_secret(m.password);
+      if (!m.ca_file.empty()) e << YAML::Key << "ca_file" << YAML::Value << m.ca_file;
+      if (m.auth == ImapAuth::XOAuth2) {
+        e << YAML::Key << "auth" << YAML::Value << "xoauth2";
+        e << YAML::Key << "token" << YAML::Value
+          << (m.token_file.empty() ? "printed by token_command" : "from file " + m.token_file);
+      } else {
+        e << YAML::Key << "auth" << YAML::Value
+          << (m.auth == ImapAuth::Login ? "login" : m.auth == ImapAuth::Plain ? "plain" : "auto");
+        e << YAML::Key << "password" << YAML::Value << show_secret(m.password);
+      }
       e << YAML::Key << "folder" << YAML::Value << m.folder;
       e << YAML::Key << "after_import" << YAML::Value
         << (m.after_import == AfterImport::Seen ? "seen"

@@ -16,12 +16,6 @@ using boost::system::error_code;
 
 namespace {
 
-bool is_ip_literal(const std::string& host) {
-  error_code ec;
-  asio::ip::make_address(host, ec);
-  return !ec;
-}
-
 TransportError classify(const error_code& ec) {
   if (ec == beast::error::timeout) return TransportError::Timeout;
   if (ec.category() == asio::error::get_ssl_category()) return TransportError::Tls;
@@ -93,14 +87,9 @@ struct HttpClient::Connection {
 
 HttpClient::HttpClient(asio::any_io_executor executor, TlsSettings tls, HttpLimits limits, bool allow_plain_http)
     : executor_(std::move(executor)),
-      ssl_context_(ssl::context::tls_client),
+      ssl_context_(make_client_tls_context(tls)),  // throws at start-up: a config error
       limits_(limits),
-      allow_plain_http_(allow_plain_http) {
-  SSL_CTX_set_min_proto_version(ssl_context_.native_handle(), TLS1_2_VERSION);
-  if (tls.system_store) ssl_context_.set_default_verify_paths();
-  if (!tls.ca_file.empty()) ssl_context_.load_verify_file(tls.ca_file);  // throws at start-up: a config error
-  ssl_context_.set_verify_mode(ssl::verify_peer);
-}
+      allow_plain_http_(allow_plain_http) {}
 
 HttpClient::~HttpClient() = default;
 
@@ -128,17 +117,11 @@ asio::awaitable<std::unique_ptr<HttpClient::Connection>> HttpClient::connect(con
   }
   if (url.https) {
     auto& tls = std::get<1>(c->stream);
-    SSL* ssl = tls.native_handle();
-    // SNI, and verification of the certificate against the host we dialled.
-    if (!is_ip_literal(url.host)) SSL_set_tlsext_host_name(ssl, url.host.c_str());
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (is_ip_literal(url.host)) X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str());
-    else X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), 0);
+    expect_peer(tls.native_handle(), url.host);
     co_await tls.async_handshake(ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
     if (ec) {
       failure.error = ec == beast::error::timeout ? TransportError::Timeout : TransportError::Tls;
-      long verify = SSL_get_verify_result(ssl);
+      long verify = SSL_get_verify_result(tls.native_handle());
       failure.error_text = "TLS handshake with " + url.host + " failed: " +
                            (verify != X509_V_OK ? std::string(X509_verify_cert_error_string(verify)) : ec.message());
       co_return nullptr;

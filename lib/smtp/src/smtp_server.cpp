@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "mailgate/log/log.hpp"
+#include "mailgate/spool/async_commit.hpp"
 
 namespace mailgate::smtp {
 
@@ -34,22 +35,6 @@ std::string rfc5322_date() {
   char buf[64];
   std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
   return buf;
-}
-
-// The spool's group commit as an awaitable: the message joins the committer's
-// next batch and the session resumes on its own executor once the batch is
-// durable, so no session blocks the event loop on a disk sync.
-template <class Token>
-auto async_commit(spool::Spool& spool, spool::Incoming& message, std::string source, Token&& token) {
-  return asio::async_initiate<Token, void(spool::AcceptResult)>(
-      [&spool, &message, source = std::move(source)](auto handler) mutable {
-        auto ex = asio::get_associated_executor(handler);
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        spool.commit_async(std::move(message), std::move(source), [shared, ex](spool::AcceptResult r) {
-          asio::post(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
-        });
-      },
-      token);
 }
 
 // "FROM:<a@b> SIZE=1" → path "a@b", params {"SIZE": "1"}. nullopt: syntax error.
@@ -254,7 +239,7 @@ struct SmtpServer::Session {
   awaitable<spool::AcceptResult> commit(spool::Incoming& msg) {
     const std::uint64_t size = msg.size();
     std::string source = cfg().lmtp ? "lmtp" : "smtp";
-    spool::AcceptResult r = co_await async_commit(server.spool_, msg, std::move(source), use_awaitable);
+    spool::AcceptResult r = co_await spool::async_commit(server.spool_, msg, std::move(source), use_awaitable);
     log::info("smtp.message", {{"spool_id", r.id}, {"session", session_id}, {"client", peer},
                                {"from", mail_from}, {"rcpts", std::to_string(recipients.size())},
                                {"size", std::to_string(size)},

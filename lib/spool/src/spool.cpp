@@ -278,7 +278,8 @@ std::unique_ptr<Spool::Db> Spool::open_db(const std::string& dir) {
       "CREATE INDEX IF NOT EXISTS messages_due ON messages(state, next_attempt_at);"
       "CREATE TABLE IF NOT EXISTS seen(key TEXT PRIMARY KEY, message TEXT NOT NULL, at INTEGER);"
       "CREATE TABLE IF NOT EXISTS media(message TEXT, ref TEXT, uuid TEXT, uploaded_at INTEGER, PRIMARY KEY(message, ref));"
-      "CREATE TABLE IF NOT EXISTS users(address TEXT PRIMARY KEY, uuid TEXT, at INTEGER);");
+      "CREATE TABLE IF NOT EXISTS users(address TEXT PRIMARY KEY, uuid TEXT, at INTEGER);"
+      "CREATE TABLE IF NOT EXISTS imap_marks(mailbox TEXT PRIMARY KEY, uidvalidity INTEGER, last_uid INTEGER);");
   return db;
 }
 
@@ -651,6 +652,19 @@ std::optional<std::string> Spool::cached_user(const std::string& address) {
 void Spool::cache_user(const std::string& address, const std::string& uuid) {
   auto st = db_->prepare("INSERT OR REPLACE INTO users(address, uuid, at) VALUES(?, ?, ?)");
   st.bind(1, lower(address)).bind(2, uuid).bind(3, now_unix());
+  st.step();
+}
+
+Spool::ImapMark Spool::imap_mark(const std::string& mailbox) {
+  auto st = db_->prepare("SELECT uidvalidity, last_uid FROM imap_marks WHERE mailbox=?");
+  st.bind(1, mailbox);
+  if (!st.step()) return {};
+  return {static_cast<std::uint64_t>(st.integer(0)), static_cast<std::uint64_t>(st.integer(1))};
+}
+
+void Spool::set_imap_mark(const std::string& mailbox, const ImapMark& mark) {
+  auto st = db_->prepare("INSERT OR REPLACE INTO imap_marks(mailbox, uidvalidity, last_uid) VALUES(?, ?, ?)");
+  st.bind(1, mailbox).bind(2, static_cast<std::int64_t>(mark.uidvalidity)).bind(3, static_cast<std::int64_t>(mark.last_uid));
   st.step();
 }
 

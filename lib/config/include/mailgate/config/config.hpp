@@ -60,14 +60,19 @@ struct SmtpConfig {
 
 enum class ImapSecurity { Tls, StartTls, None };
 enum class AfterImport { Seen, Move, Delete };
+enum class ImapAuth { Auto, Login, Plain, XOAuth2 };
 
 struct ImapMailboxConfig {
   std::string name;
   std::string host;
   std::uint16_t port = 993;
   ImapSecurity security = ImapSecurity::Tls;
+  std::string ca_file;  // extra trust anchor for a private CA
   std::string username;
-  Secret password;
+  ImapAuth auth = ImapAuth::Auto;  // auto: PLAIN when offered, else LOGIN
+  Secret password;                 // not for xoauth2
+  std::string token_file;          // xoauth2: the access token, re-read at every login
+  std::string token_command;       // xoauth2: or a command printing it
   std::string folder = "INBOX";
   AfterImport after_import = AfterImport::Seen;
   std::string move_to;  // folder for AfterImport::Move

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mailgate/net/asio.hpp"
+#include "mailgate/net/tls.hpp"
 
 namespace mailgate::net {
 
@@ -32,11 +33,6 @@ struct HttpLimits {
   std::chrono::milliseconds read_timeout{30'000};     // the whole response
   std::size_t max_response_bytes = 4 * 1024 * 1024;
   std::size_t max_idle_per_host = 16;
-};
-
-struct TlsSettings {
-  std::string ca_file;        // extra PEM trust anchor, "" for none
-  bool system_store = true;   // also trust the system's CAs
 };
 
 struct HttpRequest {

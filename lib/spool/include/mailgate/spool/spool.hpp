@@ -129,6 +129,14 @@ class Spool {
   std::optional<std::string> cached_user(const std::string& address);
   void cache_user(const std::string& address, const std::string& uuid);
 
+  // ---- IMAP ingest: per mailbox, how far it has imported ----
+  struct ImapMark {
+    std::uint64_t uidvalidity = 0;  // 0: never selected
+    std::uint64_t last_uid = 0;     // every UID up to this one is in the spool
+  };
+  ImapMark imap_mark(const std::string& mailbox);
+  void set_imap_mark(const std::string& mailbox, const ImapMark& mark);
+
   // ---- operator ----
   std::vector<MessageRecord> list(std::optional<State> state = std::nullopt);
   bool retry(const std::string& id);  // failed or deferred → queued now

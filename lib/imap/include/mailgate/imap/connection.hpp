@@ -1,0 +1,100 @@
+// One IMAP client connection on Asio coroutines: TCP, implicit TLS or
+// STARTTLS, tagged commands, untagged data at any moment, and message
+// literals streamed to a sink instead of memory. Every wait is bounded.
+// Failures throw ImapError; the caller (the fetcher) reconnects.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "mailgate/imap/response.hpp"
+#include "mailgate/net/asio.hpp"
+
+namespace mailgate::imap {
+
+struct ImapError : std::runtime_error {
+  enum class Kind { Network, Tls, Auth, Protocol, Refused } kind;
+  ImapError(Kind k, const std::string& what) : std::runtime_error(what), kind(k) {}
+};
+
+enum class Security { Tls, StartTls, None };
+
+struct ConnectionLimits {
+  std::chrono::seconds connect_timeout{30};
+  std::chrono::seconds command_timeout{120};  // between bytes of one response
+  std::size_t max_line = 8 * 1024 * 1024;     // one line of a response (SEARCH of a huge mailbox)
+  std::size_t max_inline_literal = 1024 * 1024;
+  std::uint64_t max_streamed_literal = 256ull * 1024 * 1024;
+};
+
+// Receives a message literal (BODY[]) piece by piece.
+struct LiteralSink {
+  virtual ~LiteralSink() = default;
+  // `line` is the response so far; true: stream this literal of `size` bytes here.
+  virtual bool begin(std::string_view line, std::uint64_t size) = 0;
+  virtual void write(std::string_view bytes) = 0;
+};
+
+struct Tagged {
+  std::string status;  // OK NO BAD
+  Response response;
+  bool ok() const { return status == "OK"; }
+};
+
+class Connection {
+ public:
+  Connection(net::asio::any_io_executor ex, net::ssl::context& tls, ConnectionLimits limits = {});
+  ~Connection();
+
+  // Connects, reads the greeting, secures the connection and learns the
+  // capabilities. PREAUTH is accepted (authenticated() then says so).
+  net::asio::awaitable<void> open(const std::string& host, std::uint16_t port, Security security);
+  // Sends one command (without tag and CRLF) and returns its tagged reply;
+  // untagged responses on the way go to `on_untagged`, streamable literals
+  // to `sink`. A BYE or a broken connection throws.
+  net::asio::awaitable<Tagged> command(std::string_view text, const std::function<void(const Response&)>& on_untagged,
+                                       LiteralSink* sink = nullptr);
+  net::asio::awaitable<Tagged> command(std::string_view text);
+  // AUTHENTICATE with an initial response (SASL-IR, or sent after "+").
+  net::asio::awaitable<Tagged> authenticate(std::string_view mechanism, std::string_view initial_response_base64);
+
+  // IDLE until an untagged EXISTS or RECENT arrives, then DONE: Changed.
+  // Nothing for `max_wait`: the connection is closed, Expired (reconnecting
+  // is how mailgate restarts an IDLE before the server's 30-minute limit).
+  enum class IdleResult { Changed, Expired };
+  net::asio::awaitable<IdleResult> idle(std::chrono::seconds max_wait);
+
+  bool has(std::string_view capability) const { return caps_.count(std::string(capability)) > 0; }
+  bool authenticated() const { return preauth_; }
+  void refresh_capabilities(const Response& r);
+  net::asio::awaitable<void> load_capabilities();
+  void close();
+
+ private:
+  net::asio::awaitable<void> write_all(std::string_view bytes);
+  // More bytes into buffer_. At the deadline: throws, or with quiet_expiry
+  // returns false (the socket is closed either way).
+  net::asio::awaitable<bool> fill(std::chrono::steady_clock::time_point deadline, bool quiet_expiry);
+  net::asio::awaitable<std::string> read_line(std::chrono::steady_clock::time_point deadline);
+  net::asio::awaitable<Response> read_response(LiteralSink* sink);
+  net::asio::awaitable<void> start_tls(const std::string& host);
+  std::string next_tag();
+
+  net::asio::any_io_executor ex_;
+  net::ssl::context& tls_context_;
+  ConnectionLimits limits_;
+  net::tcp::socket socket_;
+  std::unique_ptr<net::ssl::stream<net::tcp::socket&>> tls_;
+  std::string buffer_;  // received, not yet consumed
+  std::set<std::string> caps_;
+  bool preauth_ = false;
+  unsigned tag_counter_ = 0;
+  std::string out_;
+};
+
+}  // namespace mailgate::imap

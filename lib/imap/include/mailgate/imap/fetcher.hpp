@@ -1,0 +1,86 @@
+// One IMAP mailbox as an ingest: log in, import every message above the
+// last imported UID into the spool, then apply `after_import`, then IDLE
+// (or poll) and repeat; reconnect with backoff after any failure.
+//
+// Exactly once: a message is acknowledged to the server (\Seen, MOVE,
+// delete) only after the spool's fsync; the UID mark is advanced after
+// that. A crash in between re-fetches the message, and the spool's seen-set
+// (Message-ID, or the bytes' SHA-256) recognises it. Candidates are UIDs
+// above the mark, never "unseen" messages: a person reading the mailbox in
+// another client first does not make mail disappear.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "mailgate/imap/connection.hpp"
+#include "mailgate/net/asio.hpp"
+#include "mailgate/spool/spool.hpp"
+
+namespace mailgate::imap {
+
+enum class AuthMethod { Auto, Login, Plain, XOAuth2 };
+enum class AfterImport { Seen, Move, Delete };
+
+struct MailboxSettings {
+  std::string name;  // for logs and the spool's source "imap:NAME"
+  std::string host;
+  std::uint16_t port = 993;
+  Security security = Security::Tls;
+  std::string ca_file;  // extra trust anchor (private CA)
+  std::string username;
+  std::string password;
+  AuthMethod auth = AuthMethod::Auto;
+  std::string token_file;     // XOAUTH2: access token, re-read at every login
+  std::string token_command;  // XOAUTH2: or printed by this command
+  std::string folder = "INBOX";
+  AfterImport after_import = AfterImport::Seen;
+  std::string move_to;
+  bool idle = true;
+  std::chrono::seconds poll_interval{60};
+  std::chrono::seconds idle_restart{25 * 60};  // RFC 2177: servers may drop an IDLE after 30 min
+  std::size_t batch = 50;                      // messages per UID FETCH
+  std::chrono::milliseconds backoff_base{1000};
+  std::chrono::milliseconds backoff_cap{300'000};
+  ConnectionLimits limits;
+};
+
+class Fetcher {
+ public:
+  Fetcher(net::asio::any_io_executor ex, spool::Spool& spool, MailboxSettings settings);
+  ~Fetcher();
+  // Runs until stop().
+  net::asio::awaitable<void> run();
+  void stop();
+  // Called with the spool id of each newly queued message.
+  std::function<void(const std::string&)> on_accepted;
+
+ private:
+  net::asio::awaitable<void> session();
+  net::asio::awaitable<void> login(Connection& c);
+  net::asio::awaitable<void> import_new(Connection& c);
+  net::asio::awaitable<bool> fetch_batch(Connection& c, const std::vector<std::uint64_t>& uids);
+  net::asio::awaitable<void> acknowledge(Connection& c, const std::string& uid_set);
+  net::asio::awaitable<void> sleep(std::chrono::milliseconds d);
+  std::string read_token() const;
+
+  net::asio::any_io_executor ex_;
+  spool::Spool& spool_;
+  MailboxSettings s_;
+  net::ssl::context tls_;
+  std::string source_;
+  Connection* current_ = nullptr;
+  net::asio::steady_timer sleeper_;
+  bool stopping_ = false;
+  std::uint64_t uidvalidity_ = 0;
+  std::uint64_t last_uid_ = 0;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+// "1:3,5,7:8" from sorted UIDs.
+std::string uid_set(const std::vector<std::uint64_t>& sorted_uids);
+
+}  // namespace mailgate::imap
