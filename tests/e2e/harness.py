@@ -10,12 +10,10 @@ FAKE = os.environ.get("FAKE_MESSENGER_BIN", "build/bin/fake-messenger")
 SOURCE = os.environ.get("MAILGATE_SOURCE_DIR", os.getcwd())
 CORPUS = os.path.join(SOURCE, "tests", "corpus")
 
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
 
 def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
     deadline = time.monotonic() + timeout
@@ -26,7 +24,6 @@ def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
         time.sleep(interval)
     raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
 
-
 def wait_port(port, timeout=10.0):
     def up():
         try:
@@ -35,7 +32,6 @@ def wait_port(port, timeout=10.0):
         except OSError:
             return False
     wait_for(up, timeout, what="port %d" % port)
-
 
 class Pki:
     """A test CA and a certificate for localhost/127.0.0.1."""
@@ -53,7 +49,6 @@ class Pki:
         self.ca = os.path.join(directory, "ca.pem")
         self.cert = os.path.join(directory, "server.pem")
         self.key = os.path.join(directory, "server.key")
-
 
 class FakeMessenger:
     def __init__(self, pki, token_lifetime=1200):
@@ -82,7 +77,6 @@ class FakeMessenger:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)
-
 
 class Mailgate:
     """`mailgate serve` on a generated config; restartable (crash tests)."""
@@ -138,20 +132,53 @@ class Mailgate:
         with open(self.log_path) as f:
             return f.read()
 
-
 def corpus(name):
     with open(os.path.join(CORPUS, name + ".eml"), "rb") as f:
         return f.read()
-
 
 def golden(name):
     with open(os.path.join(CORPUS, name + ".json")) as f:
         return json.load(f)
 
-
 def corpus_names():
     return sorted(n[:-4] for n in os.listdir(CORPUS) if n.endswith(".eml"))
 
+def assert_golden_tickets(tc, state, names):
+    """Every corpus mail in `names` became exactly its golden ticket (user,
+    attachments by SHA-256, message with real UUIDs); ignored ones none."""
+    users = {u["id"]: u for u in state["users"]}
+    media = {m["id"]: m for m in state["media"]}
+    tickets_by_title = {}
+    for t in state["tickets"]:
+        tickets_by_title.setdefault(t["title"], []).append(t)
+    expected = 0
+    for name in names:
+        g = golden(name)
+        found = tickets_by_title.get(g["ticket"]["title"], [])
+        if g["ignored"] is not None:
+            tc.assertEqual(found, [], "%s is ignored (%s) but became a ticket" % (name, g["ignored"]))
+            continue
+        expected += 1
+        raw = corpus(name)
+        if b"\n" in raw.replace(b"\r\n", b""):
+            # SMTP (RFC 5321 §2.3.8) and IMAP APPEND carry lines as CRLF:
+            # clients convert bare LF, so a 7-bit part's bytes change in
+            # transit. Expect what the transported message previews to.
+
+            canonical = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            g = json.loads(subprocess.run([MAILGATE, "preview", "-"], input=canonical, capture_output=True,
+                                          check=True).stdout)
+        tc.assertEqual(len(found), 1, "%s: %d tickets" % (name, len(found)))
+        t = found[0]
+        tc.assertEqual(users[t["creator"]]["address"].lower(), g["user"]["address"].lower(), name)
+        tc.assertEqual(users[t["creator"]]["name"], g["user"]["name"], name)
+        tc.assertEqual([media[a]["sha256"] for a in t["attachments"]], [m["sha256"] for m in g["media"]], name)
+        tc.assertEqual([media[a]["name"] for a in t["attachments"]], [m["name"] for m in g["media"]], name)
+        message = g["ticket"]["message"]
+        for ref, uuid_ in zip(g["ticket"]["attachments"], t["attachments"]):
+            message = message.replace('"att:%s"' % ref, '"att:%s"' % uuid_)
+        tc.assertEqual(t["message"], message, name)
+    tc.assertEqual(len(state["tickets"]), expected)
 
 class SmtpConversation:
     """A raw SMTP client for hostile tests: send bytes, read replies."""
@@ -184,7 +211,6 @@ class SmtpConversation:
     def close(self):
         self.sock.close()
 
-
 class Workdir:
     def __init__(self):
         self.path = tempfile.mkdtemp(prefix="mailgate-e2e-")
@@ -192,7 +218,6 @@ class Workdir:
 
     def cleanup(self):
         shutil.rmtree(self.path, ignore_errors=True)
-
 
 class Dovecot:
     """A private Dovecot on 127.0.0.1 (recipe in ../shared/peers.md): plain
@@ -205,6 +230,7 @@ class Dovecot:
             os.chmod(d, 0o755)
         shutil.chown(os.path.join(self.dir, "mail"), "nobody", "nogroup")
         self.port, self.tls_port = free_port(), free_port()
+        self.passwords = dict(users)
         with open(os.path.join(self.dir, "passwd"), "w") as f:
             for user, password in users:
                 f.write("%s:{PLAIN}%s\n" % (user, password))
@@ -264,10 +290,10 @@ userdb {{
                 os.kill(int(f.read().strip()), signal.SIGTERM)
             wait_for(lambda: not os.path.exists(pid_file), timeout=20, what="dovecot to stop")
 
-    def client(self, user="support@example.com", password="secret"):
+    def client(self, user="support@example.com"):
         import imaplib
         c = imaplib.IMAP4("127.0.0.1", self.port, timeout=30)
-        c.login(user, password)
+        c.login(user, self.passwords[user])
         return c
 
     def append(self, raw, folder="INBOX", flags="", user="support@example.com"):

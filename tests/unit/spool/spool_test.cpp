@@ -181,7 +181,9 @@ TEST_F(SpoolTest, GroupCommitAnswersEveryMessageOfABatch) {
   EXPECT_GE(full, 8u);
   EXPECT_EQ(s->list(State::Queued).size(), accepted);
   for (const auto& r : results) {
-    if (r.kind == AcceptResult::Kind::Accepted) EXPECT_TRUE(fs::exists(s->path_of(r.id, State::Queued)));
+    if (r.kind == AcceptResult::Kind::Accepted) {
+      EXPECT_TRUE(fs::exists(s->path_of(r.id, State::Queued)));
+    }
   }
   EXPECT_TRUE(fs::is_empty(dir / "tmp"));  // refused ones leave nothing behind
 }
