@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 
 namespace mailgate::imap {
 namespace {
@@ -13,6 +14,16 @@ std::string upper(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
+}
+
+// A decimal number (RFC 3501 number64); nullopt for anything else, including overflow.
+std::optional<std::uint64_t> number_of(std::string_view digits) {
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  std::uint64_t n = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return n;
 }
 
 bool is_atom_char(char c) {
@@ -124,12 +135,12 @@ class Reader {
     if (peek() == '~') ++pos_;
     ++pos_;  // {
     std::size_t close = in_.find('}', pos_);
-    if (close == std::string_view::npos || close - pos_ > 20) fail("bad literal size");
+    if (close == std::string_view::npos) fail("bad literal size");
     std::string_view digits = in_.substr(pos_, close - pos_);
     if (!digits.empty() && digits.back() == '+') digits.remove_suffix(1);
-    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char d) { return d >= '0' && d <= '9'; }))
-      fail("bad literal size");
-    std::uint64_t n = std::stoull(std::string(digits));
+    auto size = number_of(digits);
+    if (!size) fail("bad literal size");
+    const std::uint64_t n = *size;
     pos_ = close + 1;
     if (in_.substr(pos_, 2) == "\r\n") pos_ += 2;
     else if (peek() == '\n') pos_ += 1;
@@ -172,9 +183,8 @@ bool Value::is_atom(std::string_view upper_name) const {
 }
 
 std::optional<std::uint64_t> Value::number() const {
-  if (kind != Kind::Atom || text.empty() || text.size() > 19) return std::nullopt;
-  if (!std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
-  return std::stoull(text);
+  if (kind != Kind::Atom) return std::nullopt;
+  return number_of(text);
 }
 
 bool Response::is_status() const { return is_status_name(name); }
@@ -199,9 +209,8 @@ Response parse_response(std::string_view wire, const ParserLimits& limits) {
   if (r.peek() != ' ') r.fail("expected a space after the tag");
   r.skip_spaces();
   std::string first = r.atom();
-  if (out.kind == Response::Kind::Untagged && !first.empty() &&
-      std::all_of(first.begin(), first.end(), [](char c) { return c >= '0' && c <= '9'; }) && first.size() < 20) {
-    out.number = std::stoull(first);
+  if (out.kind == Response::Kind::Untagged && number_of(first)) {
+    out.number = number_of(first);
     r.skip_spaces();
     first = r.atom();
   }
@@ -247,10 +256,7 @@ std::optional<std::uint64_t> literal_size_at_end(std::string_view line) {
   if (open == std::string_view::npos) return std::nullopt;
   std::string_view digits = line.substr(open + 1, line.size() - open - 2);
   if (!digits.empty() && digits.back() == '+') digits.remove_suffix(1);
-  if (digits.empty() || digits.size() > 19 ||
-      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return std::nullopt;
-  return std::stoull(std::string(digits));
+  return number_of(digits);
 }
 
 }  // namespace mailgate::imap

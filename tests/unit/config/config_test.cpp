@@ -117,6 +117,26 @@ TEST(Config, SecretsAreLoadedButNeverDescribed) {
   EXPECT_NE(shown.find("****7890"), std::string::npos);
 }
 
+TEST(Config, ImapXoauth2TakesATokenSourceInsteadOfAPassword) {
+  const std::string head = "messenger: {mode: dry-run}\nimap:\n  - {name: o, host: h, username: u, auth: xoauth2";
+  auto ok = load_config_text(head + ", token_command: /bin/echo-token}\n", "t.yaml");
+  ASSERT_TRUE(ok.config) << ok.errors[0].to_string();
+  EXPECT_EQ(ok.config->imap[0].auth, ImapAuth::XOAuth2);
+  EXPECT_EQ(ok.config->imap[0].token_command, "/bin/echo-token");
+  EXPECT_NE(describe(*ok.config).find("printed by token_command"), std::string::npos);
+  auto none = errors_of(head + "}\n");
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_NE(none[0].find("exactly one of 'token_file' and 'token_command'"), std::string::npos);
+  auto mixed = errors_of("messenger: {mode: dry-run}\nimap:\n  - {name: o, host: h, username: u, token_file: /t, "
+                         "password_env: HOME}\n");
+  ASSERT_EQ(mixed.size(), 1u);
+  EXPECT_NE(mixed[0].find("are for auth: xoauth2"), std::string::npos);
+  auto bad = errors_of("messenger: {mode: dry-run}\nimap:\n  - {name: o, host: h, username: u, auth: cram, "
+                       "password_env: HOME}\n");
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_NE(bad[0].find("auto, login, plain or xoauth2"), std::string::npos);
+}
+
 TEST(Config, SizesAndDurations) {
   EXPECT_EQ(parse_size("25MB"), 25u * 1024 * 1024);
   EXPECT_EQ(parse_size("512 kb"), 512u * 1024);

@@ -86,7 +86,8 @@ TEST(ImapResponse, ContinuationAndSearch) {
 TEST(ImapResponse, BrokenInputIsAnErrorNotACrash) {
   for (const char* bad : {"", "*", "* 1 FETCH (UID 1\r\n", "* 1 FETCH (BODY[] {99}\r\nshort)\r\n",
                           "* 1 FETCH (BODY[] {1x}\r\na)\r\n", "* 1 FETCH \"unterminated\r\n", "a1 FETCH (x)\r\n",
-                          "* 1 FETCH (BODY[ {1}\r\n", "* 1 FETCH )\r\n", "a1\r\n"}) {
+                          "* 1 FETCH (BODY[ {1}\r\n", "* 1 FETCH )\r\n", "a1\r\n",
+                          "* 7 {22134221341156452452}\r\n" /* found by the fuzzer: overflow */}) {
     EXPECT_THROW(parse_response(bad), ResponseError) << bad;
   }
   std::string deep = "* X " + std::string(1000, '(') + std::string(1000, ')') + "\r\n";
