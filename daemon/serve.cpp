@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "metrics_server.hpp"
 #include "mailgate/config/config.hpp"
 #include "mailgate/imap/fetcher.hpp"
 #include "mailgate/log/log.hpp"
@@ -164,6 +165,18 @@ int serve(const std::vector<std::string>& in) {
     return kExitConfig;
   }
 
+  std::unique_ptr<MetricsServer> metrics;
+  if (cfg.metrics) {
+    try {
+      metrics = std::make_unique<MetricsServer>(io.get_executor(), *spool, cfg.metrics->listen.host,
+                                                cfg.metrics->listen.port);
+      metrics->start();
+    } catch (const std::exception& e) {
+      log::error("serve.listen_failed", {{"what", "metrics"}, {"error", e.what()}});
+      return kExitTempFail;
+    }
+  }
+
   bool stopping = false;
   net::asio::co_spawn(processing_io, processor.run(), net::asio::detached);
   auto processing_guard = net::asio::make_work_guard(processing_io);
@@ -191,6 +204,7 @@ int serve(const std::vector<std::string>& in) {
       stopping = true;
       if (smtp_server) smtp_server->stop();
       for (auto& f : fetchers) f->stop();
+      if (metrics) metrics->stop();
       // Wait (bounded) for sessions and in-flight steps, each on its own
       // thread, then stop that thread's loop.
       const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;

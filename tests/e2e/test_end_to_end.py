@@ -85,3 +85,35 @@ class EndToEnd(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Monitoring(unittest.TestCase):
+    """metrics.listen: /metrics in Prometheus text format, /healthz."""
+    def test_metrics_count_the_spool_and_healthz_says_ok(self):
+        import urllib.error, urllib.request
+        from harness import free_port
+        work = Workdir()
+        port = free_port()
+        m = Mailgate(work.path, extra_yaml="metrics:\n  listen: 127.0.0.1:%d\n" % port).start()
+        try:
+            raw = b"From: M <m@example.org>\r\nTo: support@example.com\r\nSubject: metered\r\nMessage-ID: <metered@x>\r\n\r\nhi\r\n"
+            send_smtplib(m.port, raw)
+            url = "http://127.0.0.1:%d" % port
+
+            def get(path):
+                try:
+                    with urllib.request.urlopen(url + path, timeout=10) as r:
+                        return r.status, r.read().decode()
+                except urllib.error.HTTPError as e:
+                    return e.code, e.read().decode()
+            wait_for(lambda: 'mailgate_messages{state="done",source="smtp"} 1' in get("/metrics")[1], 30,
+                     what="the message counted as done")
+            status, text = get("/metrics")
+            self.assertEqual(status, 200)
+            self.assertIn("# TYPE mailgate_queue_oldest_age_seconds gauge", text)
+            self.assertIn("mailgate_queue_bytes 0", text)
+            self.assertEqual(get("/healthz"), (200, "ok\n"))
+            self.assertEqual(get("/nope")[0], 404)
+        finally:
+            m.stop()
+            work.cleanup()

@@ -668,6 +668,21 @@ void Spool::set_imap_mark(const std::string& mailbox, const ImapMark& mark) {
   st.step();
 }
 
+Spool::Stats Spool::stats() {
+  Stats out;
+  auto st = db_->prepare("SELECT state, COALESCE(source, ''), COUNT(*) FROM messages GROUP BY state, source");
+  while (st.step())
+    out.counts.push_back({state_from(st.text(0)), st.text(1), static_cast<std::uint64_t>(st.integer(2))});
+  auto q = db_->prepare(
+      "SELECT COALESCE(SUM(size),0), COALESCE(SUM(attempts>0),0), COALESCE(MIN(received_at),0) FROM messages "
+      "WHERE state='queued'");
+  q.step();
+  out.queued_bytes = static_cast<std::uint64_t>(q.integer(0));
+  out.deferred = static_cast<std::uint64_t>(q.integer(1));
+  out.oldest_queued_at = q.integer(2);
+  return out;
+}
+
 std::vector<MessageRecord> Spool::list(std::optional<State> state) {
   std::string sql = std::string("SELECT ") + Db::kColumns + " FROM messages" + (state ? " WHERE state=?" : "") +
                     " ORDER BY received_at, id";

@@ -137,6 +137,20 @@ class Spool {
   ImapMark imap_mark(const std::string& mailbox);
   void set_imap_mark(const std::string& mailbox, const ImapMark& mark);
 
+  // ---- monitoring (/metrics, /healthz) ----
+  struct Stats {
+    struct Count {
+      State state;
+      std::string source;
+      std::uint64_t messages = 0;
+    };
+    std::vector<Count> counts;           // by state and source
+    std::uint64_t queued_bytes = 0;
+    std::uint64_t deferred = 0;          // queued, with at least one failed attempt
+    std::int64_t oldest_queued_at = 0;   // UNIX seconds, 0 when nothing is queued
+  };
+  Stats stats();
+
   // ---- operator ----
   std::vector<MessageRecord> list(std::optional<State> state = std::nullopt);
   bool retry(const std::string& id);  // failed or deferred → queued now
