@@ -104,6 +104,42 @@ class Faults(unittest.TestCase):
         self.assertEqual(sorted(counts.values()), [1] * total)
 
 
+class StaleReferences(unittest.TestCase):
+    """What mailgate remembers (a user per address, uploaded media) can go
+    stale at the API: an admin deletes the user, media expires while a
+    message waits. The refused ticket is retried with fresh references."""
+    def test_a_deleted_user_and_expired_media_are_created_again(self):
+        work = Workdir()
+        pki = Pki(work.path)
+        fake = FakeMessenger(pki)
+        m = Mailgate(work.path, fake, pki).start()
+        try:
+            send(m.port, message("first", 1))
+            wait_for(lambda: len(fake.state()["tickets"]) == 1, 30, what="the first ticket")
+            # The same sender's next mail waits (POST /tickets fails) after its
+            # media was uploaded; meanwhile the user is deleted and the media
+            # ages past the API's hour.
+            fake.configure(fault_rate=1.0, faults=["503"], fault_calls=["tickets"])
+            send(m.port, message("second", 1, attachment=True))
+            wait_for(lambda: "api.retry call=create_ticket" in m.log_text(), 30,
+                     what="the ticket POST to fail")
+            self.assertEqual(len(fake.state()["media"]), 1)
+            fake.configure(fault_rate=0.0, advance_clock=3700, delete_users=True)
+            wait_for(lambda: len(fake.state()["tickets"]) == 2, 60, what="the second ticket")
+            log = m.log_text()
+            self.assertIn("pipeline.stale_reference", log)
+            self.assertIn("what=user", log)
+            self.assertIn("what=media", log)
+            state = fake.state()
+            self.assertEqual(len(state["users"]), 1)  # created again
+            self.assertEqual(state["tickets"][1]["creator"], state["users"][0]["id"])
+            self.assertEqual(len(state["tickets"][1]["attachments"]), 1)
+        finally:
+            m.stop()
+            fake.stop()
+            work.cleanup()
+
+
 class DiskFull(unittest.TestCase):
     def test_a_full_spool_refuses_with_452_and_keeps_what_it_accepted(self):
         work = Workdir()

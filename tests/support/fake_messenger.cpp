@@ -301,7 +301,9 @@ struct FakeMessenger::Impl {
   //   POST /_fake/config  {"fault_rate": 0.2, "faults": ["500","429",...],
   //                        "token_lifetime": 2, "revoke_tokens": true,
   //                        "retry_after": "1", "slow_ms": 200,
-  //                        "fault_calls": ["media"]}  (random faults only there)
+  //                        "fault_calls": ["media"],   (random faults only there)
+  //                        "advance_clock": 3700,      (ages media by that many seconds)
+  //                        "delete_users": true}       (an admin deleted every user)
   FakeMessenger* owner = nullptr;
   Response control(const std::string& method, const std::string& path, const std::string& body) {
     if (path == "/_fake/state" && method == "GET") return json_response(200, owner->state_json());
@@ -326,6 +328,8 @@ struct FakeMessenger::Impl {
     if (j.value("revoke_tokens", false)) owner->revoke_all_tokens();
     if (j.contains("retry_after")) owner->set_retry_after(j["retry_after"].get<std::string>());
     if (j.contains("slow_ms")) owner->set_slow_delay(std::chrono::milliseconds(j["slow_ms"].get<int>()));
+    if (j.contains("advance_clock")) owner->advance_clock(std::chrono::seconds(j["advance_clock"].get<int>()));
+    if (j.value("delete_users", false)) owner->delete_all_users();
     return json_response(200, {{"ok", true}});
   }
 
@@ -497,6 +501,11 @@ void FakeMessenger::set_existing_user_style(ExistingUserStyle style) {
   std::lock_guard lock(impl_->mu);
   impl_->existing_user_style = style;
 }
+void FakeMessenger::delete_all_users() {
+  std::lock_guard lock(impl_->mu);
+  impl_->users.clear();
+}
+
 void FakeMessenger::advance_clock(std::chrono::seconds by) {
   std::lock_guard lock(impl_->mu);
   impl_->clock_offset += static_cast<double>(by.count());

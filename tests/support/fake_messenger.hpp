@@ -88,6 +88,7 @@ class FakeMessenger {
   void set_forbidden(bool forbidden);  // every ticketing call answers 403
   void set_existing_user_style(ExistingUserStyle style);
   void advance_clock(std::chrono::seconds by);  // ages media
+  void delete_all_users();                       // as an admin cleaning up would
 
   // ---- inspection ----
   std::vector<RecordedRequest> requests() const;

@@ -143,6 +143,7 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
   // 1. The user: recorded on the message, else the address cache, else the API.
   std::string user = record.user_uuid;
   if (user.empty()) user = spool_.cached_user(draft.user.address).value_or("");
+  const bool fresh_user = user.empty();
   if (user.empty()) {
     std::string name = draft.user.name, address = draft.user.address;
     auto r = co_await client_->create_user(std::move(name), std::move(address), ctx);
@@ -160,10 +161,12 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
   for (auto& m : spool_.media(id)) uploaded[m.ref] = m;
   std::map<std::string, std::string> uuid_by_ref;
   std::vector<std::string> attachments;
+  bool all_media_fresh = true;
   for (const auto& m : draft.media) {
     auto it = uploaded.find(m.ref);
     if (it != uploaded.end() && now_unix() - it->second.uploaded_at < settings_.media_max_age.count()) {
       uuid_by_ref[m.ref] = it->second.uuid;
+      all_media_fresh = false;
     } else {
       if (it != uploaded.end()) log::info("pipeline.reupload_media", {{"spool_id", id}, {"ref", m.ref}});
       std::string name = m.name;
@@ -188,11 +191,37 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
   spool_.mark_ticket_post_started(id);
   auto r = co_await client_->create_ticket(std::move(ticket), ctx);
   if (!r) {
+    if (auto stale = stale_reference(r.error(), fresh_user, all_media_fresh)) {
+      // A user deleted by an admin, or media the API expired early: forget
+      // what we remembered and go again at once. Only references taken
+      // from memory are suspected, so this cannot loop.
+      log::warn("pipeline.stale_reference", {{"spool_id", id}, {"what", *stale}, {"api", r.error().message}});
+      if (*stale == "user") spool_.forget_user(draft.user.address);
+      spool_.forget_references(id, *stale == "user", *stale == "media");
+      spool_.defer(id, now_unix(), "create_ticket: " + r.error().message);
+      co_return;
+    }
     handle_error(record, r.error(), "create_ticket");
     co_return;
   }
   spool_.set_ticket(id, r.value());  // no co_await between the answer and this commit
   log::info("pipeline.ticket_created", {{"spool_id", id}, {"ticket", r.value()}, {"media", std::to_string(draft.media.size())}});
+}
+
+// Which remembered reference a refused POST /tickets blames: "user",
+// "media" or none. The API documents no error codes for this, so the
+// message text decides (the fake says "unknown creator …", "unknown media …",
+// "media … expired"); only a 4xx, and only for what was not just created.
+std::optional<std::string> Processor::stale_reference(const messenger::ApiError& error, bool fresh_user,
+                                                      bool all_media_fresh) {
+  if (error.kind != messenger::ErrorKind::Permanent || error.status < 400 || error.status >= 500) return std::nullopt;
+  std::string text = error.message;
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!fresh_user && (text.find("creator") != std::string::npos || text.find("user") != std::string::npos))
+    return "user";
+  if (!all_media_fresh && (text.find("media") != std::string::npos || text.find("attachment") != std::string::npos))
+    return "media";
+  return std::nullopt;
 }
 
 void Processor::handle_error(const spool::MessageRecord& record, const messenger::ApiError& error,

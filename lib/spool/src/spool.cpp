@@ -683,6 +683,24 @@ Spool::Stats Spool::stats() {
   return out;
 }
 
+void Spool::forget_user(const std::string& address) {
+  auto st = db_->prepare("DELETE FROM users WHERE address=?");
+  st.bind(1, lower(address));
+  st.step();
+}
+
+void Spool::forget_references(const std::string& id, bool user, bool media) {
+  auto st = db_->prepare(user ? "UPDATE messages SET user_uuid='', ticket_post_started=0 WHERE id=?"
+                              : "UPDATE messages SET ticket_post_started=0 WHERE id=?");
+  st.bind(1, id);
+  st.step();
+  if (media) {
+    auto del = db_->prepare("DELETE FROM media WHERE message=?");
+    del.bind(1, id);
+    del.step();
+  }
+}
+
 std::vector<MessageRecord> Spool::list(std::optional<State> state) {
   std::string sql = std::string("SELECT ") + Db::kColumns + " FROM messages" + (state ? " WHERE state=?" : "") +
                     " ORDER BY received_at, id";

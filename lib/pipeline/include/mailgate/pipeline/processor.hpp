@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -64,6 +65,8 @@ class Processor {
   net::asio::awaitable<void> post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft);
   void write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft);
   void handle_error(const spool::MessageRecord& record, const messenger::ApiError& error, std::string_view step);
+  static std::optional<std::string> stale_reference(const messenger::ApiError& error, bool fresh_user,
+                                                    bool all_media_fresh);
 
   net::asio::any_io_executor executor_;
   spool::Spool& spool_;

@@ -128,6 +128,10 @@ class Spool {
   void fail(const std::string& id, const std::string& reason);               // → failed/ + .reason
   std::optional<std::string> cached_user(const std::string& address);
   void cache_user(const std::string& address, const std::string& uuid);
+  void forget_user(const std::string& address);
+  // The API no longer knows the user or media this message recorded: drop
+  // them (and the unanswered-POST flag: the API refused that POST).
+  void forget_references(const std::string& id, bool user, bool media);
 
   // ---- IMAP ingest: per mailbox, how far it has imported ----
   struct ImapMark {
