@@ -7,7 +7,7 @@ from harness import (Dovecot, FakeMessenger, Mailgate, Pki, Workdir, assert_gold
                      wait_for)
 
 USERS = ["corpus", "move", "delete", "idle", "seen", "tls", "starttls", "wrongca", "crash", "restart", "badpw",
-         "good", "uidv", "drop"]
+         "good", "uidv", "drop", "full"]
 
 
 def mail(subject, body="hello", size=0):
@@ -108,8 +108,8 @@ class ImapIngest(unittest.TestCase):
             kw["password_file"] = self.password_file(name)
         return self.dovecot.imap_yaml(name=name, user=self.user(name), **kw)
 
-    def start(self, imap_yaml, env=None):
-        m = Mailgate(self.dir, self.fake, self.pki, imap_yaml=imap_yaml)
+    def start(self, imap_yaml, env=None, extra_yaml=""):
+        m = Mailgate(self.dir, self.fake, self.pki, imap_yaml=imap_yaml, extra_yaml=extra_yaml)
         if env:
             old = dict(os.environ)
             os.environ.update(env)
@@ -276,6 +276,17 @@ class ImapIngest(unittest.TestCase):
         time.sleep(1.5)
         self.assertEqual(sorted(t["title"] for t in self.tickets()), ["uidv 0", "uidv 1", "uidv new"])
         self.assertIn("imap.uidvalidity_changed mailbox=uidv", m.log_text())
+
+    def test_a_spool_that_refuses_mail_leaves_it_unread_in_the_mailbox(self):
+        for i in range(2):
+            self.append("full", mail("full %d" % i))
+        m = self.start(self.box("full"), extra_yaml="  max_size: 1\n")  # queue.max_size: nothing fits
+        wait_for(lambda: "the spool refuses mail: spool queue full" in m.log_text(), 30)
+        self.assertEqual(self.tickets(), [])
+        self.assertTrue(all("\\Seen" not in f for f in self.folder_flags("full").values()))
+        m.stop()
+        self.start(self.box("full"))  # room again: both arrive, once
+        self.assertEqual(sorted(t["title"] for t in self.wait_tickets(2)), ["full 0", "full 1"])
 
     def test_connection_dropped_mid_fetch_of_a_large_message(self):
         self.append("drop", mail("large one", size=3 * 1024 * 1024))

@@ -260,14 +260,15 @@ awaitable<void> Fetcher::import_new(Connection& c) {
   for (std::size_t i = 0; i < uids.size() && !stopping_; i += s_.batch) {
     std::vector<std::uint64_t> batch(uids.begin() + static_cast<std::ptrdiff_t>(i),
                                      uids.begin() + static_cast<std::ptrdiff_t>(std::min(uids.size(), i + s_.batch)));
-    if (!co_await fetch_batch(c, batch)) break;
+    co_await fetch_batch(c, batch);
   }
 }
 
 // One UID FETCH: bodies streamed to spool files, the whole batch committed
 // as one group, then acknowledged to the server, then the mark advanced.
-// Returns false when the spool refused mail (the caller retries later).
-awaitable<bool> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint64_t>& uids) {
+// When the spool refuses mail (disk nearly full), what it took is still
+// acknowledged and the rest waits: the throw leads to run()'s backoff.
+awaitable<void> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint64_t>& uids) {
   SpoolSink sink(spool_);
   std::map<std::uint64_t, spool::Incoming> bodies;
   std::function<void(const Response&)> on_fetch = [&](const Response& r) {
@@ -285,10 +286,7 @@ awaitable<bool> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint6
   const std::string fetch = "UID FETCH " + uid_set(uids) + " (UID BODY.PEEK[])";
   Tagged t = co_await c.command(fetch, on_fetch, &sink);
   if (!t.ok()) throw ImapError(ImapError::Kind::Protocol, "UID FETCH failed: " + t.response.text);
-  if (!sink.refused.empty()) {
-    log::warn("imap.spool_refused", {{"mailbox", s_.name}, {"reason", sink.refused}});
-    co_return false;
-  }
+  if (!sink.refused.empty()) throw std::runtime_error("the spool refuses mail: " + sink.refused);
 
   // Commit them all at once (one group commit), then look at the answers.
   struct Wait {
@@ -340,11 +338,7 @@ awaitable<bool> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint6
     last_uid_ = std::max(last_uid_, handled.back());
     spool_.set_imap_mark(s_.name, {uidvalidity_, last_uid_});
   }
-  if (!refused.empty()) {
-    log::warn("imap.spool_refused", {{"mailbox", s_.name}, {"reason", refused}});
-    co_return false;
-  }
-  co_return true;
+  if (!refused.empty()) throw std::runtime_error("the spool refuses mail: " + refused);
 }
 
 // after_import, for messages already durable in the spool. A failure here

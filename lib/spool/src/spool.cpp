@@ -12,13 +12,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
+#include <cstring>
+#include <ctime>
 #include <deque>
 #include <mutex>
 #include <thread>
-#include <chrono>
-#include <cstring>
-#include <ctime>
 #include <dirent.h>
 #include <fstream>
 #include <random>
@@ -325,11 +325,10 @@ Incoming Spool::begin() {
 
 // One batch of received messages made durable together — the group commit.
 // The order is what makes "250" safe: file data on disk (fsync, or syncfs for
-// a batch), the seen-set consulted,
-// renames into queue/, one fsync of queue/, one SQLite transaction. A crash
-// before COMMIT leaves files in queue/ without rows: never acknowledged,
-// adopted by recover(). Costs three syncs per batch instead of three per
-// message.
+// a batch), the seen-set consulted, renames into queue/, one fsync of queue/,
+// one SQLite transaction. A crash before COMMIT leaves files in queue/ without
+// rows: never acknowledged, adopted by recover(). Three syncs per batch
+// instead of three per message.
 void Spool::commit_batch(Db& db, std::vector<PendingCommit>& batch) {
   auto temp_fail = [](PendingCommit& p, std::string reason) {
     p.in.discard();

@@ -62,7 +62,7 @@ class Fetcher {
   net::asio::awaitable<void> session();
   net::asio::awaitable<void> login(Connection& c);
   net::asio::awaitable<void> import_new(Connection& c);
-  net::asio::awaitable<bool> fetch_batch(Connection& c, const std::vector<std::uint64_t>& uids);
+  net::asio::awaitable<void> fetch_batch(Connection& c, const std::vector<std::uint64_t>& uids);
   net::asio::awaitable<void> acknowledge(Connection& c, const std::string& uid_set);
   net::asio::awaitable<void> sleep(std::chrono::milliseconds d);
   std::string read_token() const;
