@@ -223,8 +223,9 @@ class Dovecot:
     """A private Dovecot on 127.0.0.1 (recipe in ../shared/peers.md): plain
     IMAP with STARTTLS on `port`, IMAPS on `tls_port`, users from a
     passwd-file. Restartable, to test mailgate across server outages."""
-    def __init__(self, workdir, pki, users=(("support@example.com", "secret"),)):
-        self.dir = os.path.join(workdir, "dovecot")
+    def __init__(self, workdir, pki, users=(("support@example.com", "secret"),), oauth2_introspection_url=None,
+                 name="dovecot"):
+        self.dir = os.path.join(workdir, name)
         os.makedirs(os.path.join(self.dir, "mail"), exist_ok=True)
         for d in (workdir, self.dir):
             os.chmod(d, 0o755)
@@ -236,6 +237,13 @@ class Dovecot:
                 f.write("%s:{PLAIN}%s\n" % (user, password))
         self.conf = os.path.join(self.dir, "dovecot.conf")
         d = self.dir
+        oauth2 = ""
+        if oauth2_introspection_url:
+            # XOAUTH2: Dovecot asks this URL whether a token is active and whose it is.
+            with open(os.path.join(d, "oauth2.conf"), "w") as f:
+                f.write("introspection_mode = post\nintrospection_url = %s\nusername_attribute = username\n"
+                        "active_attribute = active\nactive_value = true\n" % oauth2_introspection_url)
+            oauth2 = "passdb {\n  driver = oauth2\n  args = %s/oauth2.conf\n}\n" % d
         with open(self.conf, "w") as f:
             f.write(f"""protocols = imap
 listen = 127.0.0.1
@@ -246,7 +254,7 @@ ssl = yes
 ssl_cert = <{pki.cert}
 ssl_key = <{pki.key}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{" xoauth2" if oauth2_introspection_url else ""}
 mail_location = maildir:{d}/mail/%u
 default_internal_user = dovecot
 default_internal_group = dovecot
@@ -267,7 +275,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/passwd
 }}
-userdb {{
+{oauth2}userdb {{
   driver = static
   args = uid=nobody gid=nogroup home={d}/mail/%u
 }}

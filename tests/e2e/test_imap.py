@@ -1,7 +1,7 @@
 """IMAP ingest against a real Dovecot on 127.0.0.1: mail in a mailbox →
 `mailgate serve` → the fake Messenger. Each test uses its own Dovecot user
 (mailbox), its own mailgate and its own fake, so they cannot see each other."""
-import os, re, socket, subprocess, threading, time, unittest, uuid
+import http.server, json, os, re, socket, subprocess, threading, time, unittest, urllib.parse, uuid
 
 from harness import (Dovecot, FakeMessenger, Mailgate, Pki, Workdir, assert_golden_tickets, corpus, corpus_names,
                      wait_for)
@@ -298,6 +298,79 @@ class ImapIngest(unittest.TestCase):
             proxy.close()
         self.assertIn("imap.error mailbox=drop", m.log_text())
         self.assertEqual(os.listdir(os.path.join(m.spool, "tmp")), [])
+
+
+class TokenIntrospection(http.server.ThreadingHTTPServer):
+    """What Dovecot's oauth2 passdb asks (RFC 7662 introspection): is this
+    token active, and whose is it. Only tokens in `valid` are."""
+    def __init__(self):
+        self.valid, self.asked = {}, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                token = urllib.parse.parse_qs(body).get("token", [""])[0]
+                server.asked.append(token)
+                out = json.dumps({"active": token in server.valid, "username": server.valid.get(token, "")}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class Xoauth2(unittest.TestCase):
+    """AUTHENTICATE XOAUTH2 (Microsoft 365, Gmail) against Dovecot's oauth2
+    passdb: the token comes from a file or a command, and a rejected token is
+    read again at the next login — a refreshed one is picked up."""
+    def test_a_rejected_token_is_read_again_and_the_new_one_logs_in(self):
+        work = Workdir()
+        pki = Pki(work.path)
+        introspection = TokenIntrospection()
+        dovecot = Dovecot(work.path, pki, users=[("file@example.com", "x"), ("cmd@example.com", "y")],
+                          oauth2_introspection_url="http://127.0.0.1:%d/introspect" % introspection.server_port,
+                          name="dovecot-oauth").start()
+        fake = FakeMessenger(pki)
+        m = None
+        try:
+            dovecot.append(mail("via token file"), user="file@example.com")
+            dovecot.append(mail("via token command"), user="cmd@example.com")
+            token_file = os.path.join(work.path, "token")
+            with open(token_file, "w") as f:
+                f.write("expired-token\n")
+            cmd_token = os.path.join(work.path, "cmd-token")
+            with open(cmd_token, "w") as f:
+                f.write("cmd-token-1\n")
+            introspection.valid["cmd-token-1"] = "cmd@example.com"
+            boxes = ("  - {name: file, host: 127.0.0.1, port: %d, security: none, username: file@example.com, "
+                     "auth: xoauth2, token_file: %s}\n"
+                     "  - {name: cmd, host: 127.0.0.1, port: %d, security: none, username: cmd@example.com, "
+                     "auth: xoauth2, token_command: 'cat %s'}\n" % (dovecot.port, token_file, dovecot.port, cmd_token))
+            m = Mailgate(work.path, fake, pki, imap_yaml=boxes).start()
+            wait_for(lambda: any(t["title"] == "via token command" for t in fake.state()["tickets"]), 30)
+            wait_for(lambda: "imap.auth_failed mailbox=file" in m.log_text(), 30, what="the expired token refused")
+            # The token is refreshed (as an OAuth helper would): the next login uses it.
+            introspection.valid["fresh-token"] = "file@example.com"
+            with open(token_file, "w") as f:
+                f.write("fresh-token\n")
+            wait_for(lambda: any(t["title"] == "via token file" for t in fake.state()["tickets"]), 60)
+            self.assertIn("expired-token", introspection.asked)
+            self.assertIn("fresh-token", introspection.asked)
+            self.assertNotIn("fresh-token", m.log_text())  # tokens never reach the log
+            self.assertNotIn("expired-token", m.log_text())
+        finally:
+            if m:
+                m.stop()
+            fake.stop()
+            dovecot.stop()
+            introspection.shutdown()
+            work.cleanup()
 
 
 if __name__ == "__main__":
