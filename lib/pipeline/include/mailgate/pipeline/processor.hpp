@@ -3,9 +3,13 @@
 // instant resumes at the step it reached (design.md "Spool").
 //
 // The one window in which a crash can duplicate a ticket: after the API has
-// created the ticket and before Spool::set_ticket has committed its id —
-// from the arrival of the POST /tickets answer to the end of one SQLite
-// transaction, with no co_await in between (about a millisecond: one fsync).
+// created the ticket and before Spool::set_ticket has committed its id. That
+// is the rest of the API's response time (the ticket exists before its
+// answer reaches us), then, from the answer's arrival, one SQLite
+// transaction with no co_await in between (about a millisecond: one fsync,
+// plus any wait for the spool's committer thread, which holds the write lock
+// for one batch commit). The API offers no idempotency key or ticket lookup
+// to close it.
 // A message found with ticket_post_started set and no ticket id was inside
 // that window (or its POST never arrived); it is posted again and the log
 // says so (event pipeline.recovering_ticket_post).
