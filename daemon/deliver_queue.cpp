@@ -73,10 +73,11 @@ int deliver(const std::vector<std::string>& in) {
     std::cerr << "mailgate deliver: the input is not an email message (no header fields)\n";
     return kExitDataErr;
   }
-  auto r = spool->commit(msg, "deliver");
+  const std::uint64_t size = msg.size();
+  auto r = spool->commit(std::move(msg), "deliver");
   switch (r.kind) {
     case spool::AcceptResult::Kind::Accepted:
-      log::info("deliver.queued", {{"spool_id", r.id}, {"recipient", recipient}, {"size", std::to_string(msg.size())}});
+      log::info("deliver.queued", {{"spool_id", r.id}, {"recipient", recipient}, {"size", std::to_string(size)}});
       return kExitOk;
     case spool::AcceptResult::Kind::Duplicate:
       log::info("deliver.duplicate", {{"spool_id", r.id}, {"recipient", recipient}});

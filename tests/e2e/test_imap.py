@@ -300,6 +300,102 @@ class ImapIngest(unittest.TestCase):
         self.assertEqual(os.listdir(os.path.join(m.spool, "tmp")), [])
 
 
+class ScriptedImap:
+    """A small IMAP server for what Dovecot never does: a body sent as a
+    quoted string, and a UID FETCH answer that leaves out a message the
+    SEARCH listed (a server fault, or an expunge between the two)."""
+    def __init__(self, messages, omit_once=()):
+        self.messages, self.omit = dict(messages), set(omit_once)
+        self.stored = []  # the UID sets of every UID STORE
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def uids_of(spec, known):
+        out = []
+        for part in spec.split(","):
+            lo, _, hi = part.partition(":")
+            top = max(known) if hi == "*" else int(hi or lo)
+            out += [u for u in known if int(lo) <= u <= top]
+        return out
+
+    def session(self, conn):
+        f = conn.makefile("rb")
+        conn.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN UIDPLUS] scripted\r\n")
+        for line in f:
+            tag, cmd, *rest = line.decode().strip().split(" ", 2)
+            arg = rest[0] if rest else ""
+            cmd = (cmd + " " + arg.split(" ")[0]).upper() if cmd.upper() == "UID" else cmd.upper()
+            out = b""
+            if cmd == "SELECT":
+                out = b"* %d EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" % len(self.messages)
+            elif cmd == "UID SEARCH":
+                out = b"* SEARCH %s\r\n" % " ".join(map(str, self.uids_of(arg.split()[-1], sorted(self.messages)))).encode()
+            elif cmd == "UID FETCH":
+                for uid in self.uids_of(arg.split()[1], sorted(self.messages)):
+                    if uid in self.omit:
+                        self.omit.discard(uid)
+                        continue
+                    body = self.messages[uid]
+                    value = b'"%s"' % body if b"\n" not in body else b"{%d}\r\n%s" % (len(body), body)
+                    out += b"* %d FETCH (UID %d BODY[] %s)\r\n" % (uid, uid, value)
+            elif cmd == "UID STORE":
+                self.stored.append(arg.split()[1])
+            elif cmd == "LOGOUT":
+                conn.sendall(b"* BYE bye\r\n%s OK done\r\n" % tag.encode())
+                break
+            conn.sendall(out + b"%s OK done\r\n" % tag.encode())
+        conn.close()
+
+    def close(self):
+        self.listener.close()
+
+
+class ServerQuirks(unittest.TestCase):
+    def test_quoted_bodies_are_imported_and_an_unreturned_uid_is_never_acknowledged(self):
+        work = Workdir()
+        quoted = b"Subject: a whole message on one line"
+        server = ScriptedImap({1: quoted, 2: mail("second")}, omit_once={2})
+        m = None
+        try:
+            pw = os.path.join(work.path, "pw")
+            with open(pw, "w") as f:
+                f.write("x\n")
+            m = Mailgate(work.path, imap_yaml="  - {name: quirky, host: 127.0.0.1, port: %d, security: none, "
+                         "username: u, password_file: %s, idle: false, poll_interval: 1s, after_import: delete}\n"
+                         % (server.port, pw)).start()
+            wait_for(lambda: server.stored == ["1", "2"], 30, what="UID 1, then UID 2 on the next session")
+            log = m.log_text()
+            self.assertIn("no body for UID 2", log)
+            self.assertIn("imap.message mailbox=quirky uid=1", log)
+            self.assertIn("imap.message mailbox=quirky uid=2", log)
+            raws = []
+            for state in ("queue", "done"):
+                d = os.path.join(m.spool, state)
+                for n in os.listdir(d):
+                    if n.endswith(".eml"):
+                        with open(os.path.join(d, n), "rb") as f:
+                            raws.append(f.read())
+            self.assertIn(quoted, raws)  # the quoted body, byte for byte
+            self.assertEqual(len(raws), 2)
+        finally:
+            if m:
+                m.stop()
+            server.close()
+            work.cleanup()
+
+
 class TokenIntrospection(http.server.ThreadingHTTPServer):
     """What Dovecot's oauth2 passdb asks (RFC 7662 introspection): is this
     token active, and whose is it. Only tokens in `valid` are."""

@@ -121,6 +121,7 @@ awaitable<void> Fetcher::run() {
   while (!stopping_) {
     std::string error;
     ImapError::Kind kind = ImapError::Kind::Network;
+    selected_ = false;
     try {
       co_await session();
       failures = 0;
@@ -134,8 +135,9 @@ awaitable<void> Fetcher::run() {
     current_ = nullptr;
     if (stopping_) break;
     // Exponential backoff with jitter; a wrong password waits like any
-    // other failure, so a misconfigured box never hammers its server.
-    ++failures;
+    // other failure, so a misconfigured box never hammers its server. A
+    // session that got as far as SELECT starts the count again.
+    failures = selected_ ? 1 : failures + 1;
     auto cap = std::min<std::int64_t>(s_.backoff_cap.count(), s_.backoff_base.count() << std::min(failures - 1, 20));
     std::uniform_int_distribution<std::int64_t> jitter(cap / 2, cap);
     std::chrono::milliseconds wait{jitter(rng_)};
@@ -143,7 +145,6 @@ awaitable<void> Fetcher::run() {
               {{"mailbox", s_.name}, {"error", error}, {"attempt", std::to_string(failures)},
                {"retry_in_ms", std::to_string(wait.count())}});
     co_await sleep(wait);
-    if (last_uid_ > 0 || uidvalidity_ > 0) failures = std::min(failures, 3);  // it worked before: do not wait long
   }
   log::info("imap.stopped", {{"mailbox", s_.name}});
 }
@@ -225,6 +226,7 @@ awaitable<void> Fetcher::session() {
   }
   uidvalidity_ = uidvalidity;
   last_uid_ = mark.last_uid;
+  selected_ = true;
   log::info("imap.selected", {{"mailbox", s_.name}, {"folder", s_.folder}, {"exists", std::to_string(exists)},
                               {"uidvalidity", std::to_string(uidvalidity)}, {"last_uid", std::to_string(last_uid_)},
                               {"idle", s_.idle && c.has("IDLE") ? "yes" : "no"}});
@@ -278,12 +280,20 @@ awaitable<void> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint6
     if (r.name != "FETCH" || r.data.empty() || r.data[0].kind != Value::Kind::List) return;
     const auto& items = r.data[0].items;
     std::optional<std::uint64_t> uid;
-    bool has_body = false;
+    const Value* body = nullptr;
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
       if (items[i].is_atom("UID")) uid = items[i + 1].number();
-      if (items[i].is_atom("BODY[]")) has_body = true;
+      if (items[i].is_atom("BODY[]")) body = &items[i + 1];
     }
-    if (uid && has_body && sink.current) bodies.emplace(*uid, std::move(*sink.current));
+    if (uid && body && sink.current) {
+      bodies.emplace(*uid, std::move(*sink.current));
+    } else if (uid && body && body->kind == Value::Kind::String) {
+      // Sent as a quoted string rather than a literal: legal, and small.
+      if (auto full = spool_.check_capacity(body->text.size())) sink.refused = *full;
+      spool::Incoming in = spool_.begin();
+      in.write(body->text);
+      bodies.emplace(*uid, std::move(in));
+    }  // BODY[] NIL, or no UID: that message counts as not returned
     sink.current.reset();
   };
   const std::string fetch = "UID FETCH " + uid_set(uids) + " (UID BODY.PEEK[])";
@@ -316,18 +326,21 @@ awaitable<void> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint6
     co_await wait->done.async_wait(asio::redirect_error(use_awaitable, ec));
   }
 
-  // UIDs the server no longer had (expunged meanwhile) count as handled.
+  // Acknowledge the longest run of UIDs that are safe in the spool. A UID
+  // the server did not return is never acknowledged (with after_import:
+  // delete that would destroy unread mail); the session ends and the next
+  // one searches again — an expunged message is simply not found then.
   std::vector<std::uint64_t> handled;
   std::string refused;
   for (std::uint64_t uid : uids) {
     auto it = std::find(order.begin(), order.end(), uid);
     if (it == order.end()) {
-      handled.push_back(uid);
-      continue;
+      refused = "no body for UID " + std::to_string(uid) + " (expunged meanwhile, or a server fault)";
+      break;
     }
     const auto& r = *wait->results[static_cast<std::size_t>(it - order.begin())];
     if (r.kind == spool::AcceptResult::Kind::TemporaryFailure) {
-      refused = r.reason;
+      refused = "the spool refuses mail (UID " + std::to_string(uid) + "): " + r.reason;
       break;  // keep the order: the mark never passes a message not yet safe
     }
     log::info("imap.message", {{"mailbox", s_.name}, {"uid", std::to_string(uid)}, {"spool_id", r.id},
@@ -341,7 +354,7 @@ awaitable<void> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint6
     last_uid_ = std::max(last_uid_, handled.back());
     spool_.set_imap_mark(s_.name, {uidvalidity_, last_uid_});
   }
-  if (!refused.empty()) throw std::runtime_error("the spool refuses mail: " + refused);
+  if (!refused.empty()) throw std::runtime_error(refused);
 }
 
 // after_import, for messages already durable in the spool. A failure here
@@ -351,7 +364,15 @@ awaitable<void> Fetcher::acknowledge(Connection& c, const std::string& set) {
     const std::string store = "UID STORE " + set + " +FLAGS.SILENT (\\Deleted)";
     Tagged st = co_await c.command(store);
     if (!st.ok()) co_return st;
-    const std::string expunge = c.has("UIDPLUS") ? "UID EXPUNGE " + set : std::string("EXPUNGE");
+    // A plain EXPUNGE would also remove messages someone else flagged
+    // \Deleted, including ones not imported yet: without UIDPLUS the
+    // flagged messages stay for the server's or a person's expunge.
+    if (!c.has("UIDPLUS")) {
+      log::warn("imap.no_uidplus", {{"mailbox", s_.name}, {"uids", set},
+                                    {"note", "flagged \\Deleted, not expunged (the server lacks UID EXPUNGE)"}});
+      co_return st;
+    }
+    const std::string expunge = "UID EXPUNGE " + set;
     co_return co_await c.command(expunge);
   };
   Tagged r;

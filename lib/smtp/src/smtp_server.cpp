@@ -236,10 +236,12 @@ struct SmtpServer::Session {
     return per_recipient(one);
   }
 
-  awaitable<spool::AcceptResult> commit(spool::Incoming& msg) {
-    const std::uint64_t size = msg.size();
+  // Hands the message to the spool's group commit and waits for the batch.
+  awaitable<spool::AcceptResult> commit(spool::Incoming&& message) {
+    const std::uint64_t size = message.size();
     std::string source = cfg().lmtp ? "lmtp" : "smtp";
-    spool::AcceptResult r = co_await spool::async_commit(server.spool_, msg, std::move(source), use_awaitable);
+    spool::AcceptResult r =
+        co_await spool::async_commit(server.spool_, std::move(message), std::move(source), use_awaitable);
     log::info("smtp.message", {{"spool_id", r.id}, {"session", session_id}, {"client", peer},
                                {"from", mail_from}, {"rcpts", std::to_string(recipients.size())},
                                {"size", std::to_string(size)},
@@ -280,7 +282,7 @@ struct SmtpServer::Session {
       }
     }
     if (!refused.empty()) co_return per_recipient(refused);
-    auto r = co_await commit(*msg);
+    auto r = co_await commit(std::move(*msg));
     co_return final_reply(r);
   }
 };
@@ -421,7 +423,7 @@ awaitable<SmtpServer::Session::Outcome> SmtpServer::Session::run(Stream& s, beas
         if (reply.empty()) reply = "554 5.5.1 Error: transaction failed";
         if (last) reset_transaction();
       } else if (last) {
-        auto r = co_await commit(*chunked);
+        auto r = co_await commit(std::move(*chunked));
         reply = final_reply(r);
         reset_transaction();
       } else {

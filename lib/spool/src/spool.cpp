@@ -413,7 +413,7 @@ void Spool::commit_batch(Db& db, std::vector<PendingCommit>& batch) {
   }
 }
 
-AcceptResult Spool::commit(Incoming& in, const std::string& source) {
+AcceptResult Spool::commit(Incoming&& in, const std::string& source) {
   std::vector<PendingCommit> one;
   one.push_back({std::move(in), source, {}});
   commit_batch(*db_, one);
@@ -482,7 +482,7 @@ AcceptResult Spool::accept(std::string_view raw, const std::string& source) {
   if (auto full = check_capacity(raw.size())) return {AcceptResult::Kind::TemporaryFailure, "", *full};
   Incoming in = begin();
   in.write(raw);
-  return commit(in, source);
+  return commit(std::move(in), source);
 }
 
 // Files a crash left in queue/ between rename and the database commit are

@@ -75,6 +75,7 @@ class Fetcher {
   Connection* current_ = nullptr;
   net::asio::steady_timer sleeper_;
   bool stopping_ = false;
+  bool selected_ = false;  // the current session got as far as SELECT
   std::uint64_t uidvalidity_ = 0;
   std::uint64_t last_uid_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};

@@ -13,8 +13,10 @@
 
 namespace mailgate::spool {
 
+// References only: nothing non-trivial is created inside the caller's
+// co_await expression (g++ 12 rule, see messenger_client.cpp).
 template <class Token>
-auto async_commit(Spool& spool, Incoming& message, std::string source, Token&& token) {
+auto async_commit(Spool& spool, Incoming&& message, std::string&& source, Token&& token) {
   namespace asio = net::asio;
   return asio::async_initiate<Token, void(AcceptResult)>(
       [&spool, &message, source = std::move(source)](auto handler) mutable {

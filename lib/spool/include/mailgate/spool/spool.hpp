@@ -102,8 +102,8 @@ class Spool {
   // Makes the message durable and queued, or recognises it as one already
   // seen (same Message-ID, or same bytes when it has none): then nothing is
   // queued and the answer is still "accepted" so the sender stops retrying.
-  // Consumes the message. Blocks for the disk syncs: for `deliver` and tests.
-  AcceptResult commit(Incoming& message, const std::string& source);
+  // Blocks for the disk syncs: for `deliver` and tests.
+  AcceptResult commit(Incoming&& message, const std::string& source);
   // The same, as a group commit on the spool's committer thread (started on
   // first use): every message handed in while a batch is being synced joins
   // the next batch. `done` runs on the committer thread; the caller posts it
