@@ -24,6 +24,10 @@ std::string when(std::int64_t t) {
   return buf;
 }
 
+// What the spool holds came from mail (Message-ID, errors quoting it): a
+// hostile value must not reach the operator's terminal as escape sequences.
+std::string safe(std::string_view s) { return log::escape_controls(s); }
+
 }  // namespace
 
 int deliver(const std::vector<std::string>& in) {
@@ -111,9 +115,9 @@ int queue(const std::vector<std::string>& in) {
     auto all = spool->list();
     std::printf("%-25s %-7s %-19s %-8s %s\n", "ID", "STATE", "RECEIVED", "ATTEMPTS", "OUTCOME / LAST ERROR");
     for (const auto& m : all)
-      std::printf("%-25s %-7s %-19s %-8d %s\n", m.id.c_str(), std::string(spool::to_string(m.state)).c_str(),
+      std::printf("%-25s %-7s %-19s %-8d %s\n", safe(m.id).c_str(), std::string(spool::to_string(m.state)).c_str(),
                   when(m.received_at).c_str(), m.attempts,
-                  (m.outcome.empty() ? m.last_error : m.outcome).substr(0, 100).c_str());
+                  safe((m.outcome.empty() ? m.last_error : m.outcome).substr(0, 100)).c_str());
     std::printf("%zu message(s)\n", all.size());
     return 0;
   }
@@ -121,16 +125,18 @@ int queue(const std::vector<std::string>& in) {
   if (what == "show") {
     auto m = spool->get(id);
     if (!m) {
-      std::cerr << "mailgate queue: no message " << id << "\n";
+      std::cerr << "mailgate queue: no message " << safe(id) << "\n";
       return 1;
     }
-    std::cout << "id: " << m->id << "\nstate: " << spool::to_string(m->state) << "\nsource: " << m->source
-              << "\nmessage_id: " << m->message_id << "\nsize: " << m->size << "\nreceived: " << when(m->received_at)
-              << "\nattempts: " << m->attempts << "\nnext_attempt: " << when(m->next_attempt_at)
-              << "\nlast_error: " << m->last_error << "\nuser: " << m->user_uuid << "\nticket: " << m->ticket_id
-              << "\noutcome: " << m->outcome << "\nfile: " << spool->existing_path(m->id, m->state) << "\n";
+    std::cout << "id: " << safe(m->id) << "\nstate: " << spool::to_string(m->state) << "\nsource: " << safe(m->source)
+              << "\nmessage_id: " << safe(m->message_id) << "\nsize: " << m->size
+              << "\nreceived: " << when(m->received_at) << "\nattempts: " << m->attempts
+              << "\nnext_attempt: " << when(m->next_attempt_at) << "\nlast_error: " << safe(m->last_error)
+              << "\nuser: " << safe(m->user_uuid) << "\nticket: " << safe(m->ticket_id)
+              << "\noutcome: " << safe(m->outcome) << "\nfile: " << safe(spool->existing_path(m->id, m->state)) << "\n";
     for (const auto& media : spool->media(id))
-      std::cout << "media: " << media.ref << " " << media.uuid << " uploaded " << when(media.uploaded_at) << "\n";
+      std::cout << "media: " << safe(media.ref) << " " << safe(media.uuid) << " uploaded " << when(media.uploaded_at)
+                << "\n";
     return 0;
   }
   if (what == "retry") {

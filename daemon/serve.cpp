@@ -83,6 +83,8 @@ imap::MailboxSettings mailbox_settings(const config::ImapMailboxConfig& m) {
   s.move_to = m.move_to;
   s.idle = m.idle;
   s.poll_interval = m.poll_interval;
+  s.max_message_size = m.max_message_size;
+  s.oversized_folder = m.oversized_folder;
   return s;
 }
 
@@ -118,6 +120,7 @@ int serve(const std::vector<std::string>& in) {
   auto loaded = load_config_or_report(file);
   if (!loaded) return kExitConfig;
   const config::Config cfg = std::move(*loaded);
+  log::set_format(cfg.log.format == config::LogFormat::Json ? log::Format::Json : log::Format::Text);
 
   std::unique_ptr<spool::Spool> spool;
   try {

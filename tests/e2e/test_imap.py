@@ -7,7 +7,7 @@ from harness import (Dovecot, FakeMessenger, Mailgate, Pki, Workdir, assert_gold
                      wait_for)
 
 USERS = ["corpus", "move", "delete", "idle", "seen", "tls", "starttls", "wrongca", "crash", "restart", "badpw",
-         "good", "uidv", "drop", "full"]
+         "good", "uidv", "drop", "full", "big", "bigmove"]
 
 
 def mail(subject, body="hello", size=0):
@@ -299,14 +299,56 @@ class ImapIngest(unittest.TestCase):
         self.assertIn("imap.error mailbox=drop", m.log_text())
         self.assertEqual(os.listdir(os.path.join(m.spool, "tmp")), [])
 
+    def test_a_message_over_max_message_size_is_skipped_left_unread_and_recorded(self):
+        self.append("big", mail("small before"))
+        self.append("big", mail("too large", size=300 * 1024))
+        self.append("big", mail("small after"))
+        m = self.start(self.box("big", extra="    max_message_size: 100KB\n"))
+        self.assertEqual(sorted(t["title"] for t in self.wait_tickets(2)), ["small after", "small before"])
+        wait_for(lambda: sorted("\\Seen" in f for f in self.folder_flags("big").values()) == [False, True, True], 30,
+                 what="the two small ones \\Seen, the large one untouched")
+        self.assertIn("imap.message_too_large mailbox=big uid=2", m.log_text())
+        self.assertIn("action=kept", m.log_text())
+        self.assertEqual(spool_db(m, "SELECT uid, reason FROM imap_skipped WHERE mailbox='big'"),
+                         [(2, "larger than max_message_size")])
+        # The mailbox moved on: a restart neither fetches nor reports it again.
+        m.stop()
+        m2 = self.start(self.box("big", extra="    max_message_size: 100KB\n"))
+        self.append("big", mail("later"))
+        self.wait_tickets(3)
+        after = m2.log_text().split("serve.stopped")[-1]
+        self.assertNotIn("imap.message_too_large", after)
+        self.assertIn("imap.message mailbox=big uid=4", after)
+
+    def test_an_oversized_message_can_be_moved_to_its_own_folder(self):
+        self.append("bigmove", mail("fits"))
+        self.append("bigmove", mail("does not fit", size=300 * 1024))
+        m = self.start(self.box("bigmove", extra="    max_message_size: 100KB\n    oversized: move:Oversized\n"))
+        self.assertEqual([t["title"] for t in self.wait_tickets(1)], ["fits"])
+        wait_for(lambda: len(self.folder_flags("bigmove")) == 1, 30, what="the large one moved out of the INBOX")
+        self.assertEqual(len(self.folder_flags("bigmove", folder="Oversized")), 1)
+        self.assertIn("action=moved:Oversized", m.log_text())
+
 
 class ScriptedImap:
     """A small IMAP server for what Dovecot never does: a body sent as a
-    quoted string, and a UID FETCH answer that leaves out a message the
-    SEARCH listed (a server fault, or an expunge between the two)."""
-    def __init__(self, messages, omit_once=()):
+    quoted string, a UID FETCH answer that leaves out a message the SEARCH
+    listed (a server fault, or an expunge between the two), and the hostile
+    or broken servers of issue 13: floods of untagged data, bodies nobody
+    asked for, UIDs beyond 32 bits, a size that lies, a connection dropped
+    at the STORE. Each behaviour is a keyword; sessions are counted."""
+    def __init__(self, messages, omit_once=(), search_flood=None, extra_uids_once=(), unsolicited=0,
+                 drop_store_once=False, fail_body_fetch=False, size_lie=False, duplicate_bodies=False):
         self.messages, self.omit = dict(messages), set(omit_once)
+        self.search_flood = search_flood  # bytes of one untagged line, sent forever after UID SEARCH
+        self.extra_uids_once = list(extra_uids_once)  # listed and "returned" in the first session only
+        self.unsolicited = unsolicited  # bodies for UIDs never asked for, with each body FETCH
+        self.drop_store_once, self.fail_body_fetch = drop_store_once, fail_body_fetch
+        self.size_lie, self.duplicate_bodies = size_lie, duplicate_bodies
         self.stored = []  # the UID sets of every UID STORE
+        self.sessions = 0
+        self.floods = []  # bytes of untagged flood sent in each session before the client hung up
+        self.flood_ended = threading.Event()
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(4)
@@ -319,7 +361,8 @@ class ScriptedImap:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+            self.sessions += 1
+            threading.Thread(target=self.session, args=(conn, self.sessions), daemon=True).start()
 
     @staticmethod
     def uids_of(spec, known):
@@ -330,70 +373,275 @@ class ScriptedImap:
             out += [u for u in known if int(lo) <= u <= top]
         return out
 
-    def session(self, conn):
+    def flood(self, conn):
+        line = b"* SEARCH " + b" ".join(b"%d" % (i % 1000 + 1) for i in range(self.search_flood // 5)) + b"\r\n"
+        if self.search_flood < 64:
+            line = b"* 1 EXISTS\r\n"
+        chunk = line * max(1, 65536 // len(line))
+        sent = 0
+        try:
+            while True:
+                conn.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            self.floods.append(sent)
+            self.flood_ended.set()
+
+    def session(self, conn, number):
         f = conn.makefile("rb")
         conn.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN UIDPLUS] scripted\r\n")
+        messages = dict(self.messages)
+        if number == 1:
+            messages.update({u: mail("extra %d" % u) for u in self.extra_uids_once})
         for line in f:
             tag, cmd, *rest = line.decode().strip().split(" ", 2)
             arg = rest[0] if rest else ""
             cmd = (cmd + " " + arg.split(" ")[0]).upper() if cmd.upper() == "UID" else cmd.upper()
             out = b""
             if cmd == "SELECT":
-                out = b"* %d EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" % len(self.messages)
+                out = b"* %d EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" % len(messages)
+            elif cmd == "UID SEARCH" and self.search_flood:
+                self.flood(conn)
+                break
             elif cmd == "UID SEARCH":
-                out = b"* SEARCH %s\r\n" % " ".join(map(str, self.uids_of(arg.split()[-1], sorted(self.messages)))).encode()
+                found = self.uids_of(arg.split()[-1], sorted(messages)) if messages else []
+                out = b"* SEARCH %s\r\n" % " ".join(map(str, found)).encode()
+            elif cmd == "UID FETCH" and "RFC822.SIZE" in arg:
+                for uid in self.uids_of(arg.split()[1], sorted(messages)):
+                    size = 100 if self.size_lie else len(messages[uid])
+                    out += b"* %d FETCH (UID %d RFC822.SIZE %d)\r\n" % (uid, uid, size)
+            elif cmd == "UID FETCH" and self.fail_body_fetch:
+                out = b"* BAD the message cannot be read\r\n"
+                conn.sendall(out + b"%s NO [SERVERBUG] cannot read\r\n" % tag.encode())
+                continue
             elif cmd == "UID FETCH":
-                for uid in self.uids_of(arg.split()[1], sorted(self.messages)):
+                for uid in self.uids_of(arg.split()[1], sorted(messages)):
                     if uid in self.omit:
                         self.omit.discard(uid)
                         continue
-                    body = self.messages[uid]
+                    body = messages[uid]
                     value = b'"%s"' % body if b"\n" not in body else b"{%d}\r\n%s" % (len(body), body)
                     out += b"* %d FETCH (UID %d BODY[] %s)\r\n" % (uid, uid, value)
+                    if self.duplicate_bodies:  # the same UID again, other bytes: never imported
+                        other = mail("second body for %d" % uid)
+                        out += b"* %d FETCH (UID %d BODY[] {%d}\r\n%s)\r\n" % (uid, uid, len(other), other)
+                for i in range(self.unsolicited):
+                    body = mail("never asked for %d" % i)
+                    if i % 2:  # the UID after the literal: known only once the body is read
+                        out += b"* %d FETCH (BODY[] {%d}\r\n%s UID %d)\r\n" % (5000 + i, len(body), body, 5000 + i)
+                    else:
+                        out += b"* %d FETCH (UID %d BODY[] {%d}\r\n%s)\r\n" % (5000 + i, 5000 + i, len(body), body)
             elif cmd == "UID STORE":
                 self.stored.append(arg.split()[1])
+                if self.drop_store_once:
+                    self.drop_store_once = False
+                    conn.close()  # the STORE never answered: a crash or a cut connection
+                    return
             elif cmd == "LOGOUT":
                 conn.sendall(b"* BYE bye\r\n%s OK done\r\n" % tag.encode())
                 break
-            conn.sendall(out + b"%s OK done\r\n" % tag.encode())
+            try:
+                conn.sendall(out + b"%s OK done\r\n" % tag.encode())
+            except OSError:
+                break
         conn.close()
 
     def close(self):
         self.listener.close()
 
 
+def spooled(m):
+    """The raw messages in the spool (queued or done)."""
+    raws = []
+    for state in ("queue", "done"):
+        d = os.path.join(m.spool, state)
+        for n in os.listdir(d) if os.path.isdir(d) else []:
+            if n.endswith(".eml"):
+                with open(os.path.join(d, n), "rb") as f:
+                    raws.append(f.read())
+    return raws
+
+
+def spool_db(m, query, *args):
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(m.spool, "state.sqlite"), uri=True, timeout=10)
+    try:
+        return db.execute(query, args).fetchall()
+    finally:
+        db.close()
+
+
+def rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0
+
+
 class ServerQuirks(unittest.TestCase):
+    def setUp(self):
+        self.work = Workdir()
+        self.servers, self.mailgates = [], []
+
+    def tearDown(self):
+        for m in self.mailgates:
+            m.stop()
+        for s in self.servers:
+            s.close()
+        self.work.cleanup()
+
+    def server(self, messages, **kw):
+        s = ScriptedImap(messages, **kw)
+        self.servers.append(s)
+        return s
+
+    def start(self, server, box_extra="", extra_yaml="", after_import="delete", nofile=None):
+        pw = os.path.join(self.work.path, "pw")
+        with open(pw, "w") as f:
+            f.write("x\n")
+        m = Mailgate(self.work.path, extra_yaml=extra_yaml,
+                     imap_yaml="  - {name: quirky, host: 127.0.0.1, port: %d, security: none, username: u, "
+                     "password_file: %s, idle: false, poll_interval: 1s, after_import: %s%s}\n"
+                     % (server.port, pw, after_import, box_extra))
+        if nofile:  # inherited by mailgate: its open files are counted by the kernel
+            import resource
+            old = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, old[1]))
+            try:
+                m.start()
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, old)
+        else:
+            m.start()
+        self.mailgates.append(m)
+        return m
+
     def test_quoted_bodies_are_imported_and_an_unreturned_uid_is_never_acknowledged(self):
-        work = Workdir()
         quoted = b"Subject: a whole message on one line"
-        server = ScriptedImap({1: quoted, 2: mail("second")}, omit_once={2})
-        m = None
-        try:
-            pw = os.path.join(work.path, "pw")
-            with open(pw, "w") as f:
-                f.write("x\n")
-            m = Mailgate(work.path, imap_yaml="  - {name: quirky, host: 127.0.0.1, port: %d, security: none, "
-                         "username: u, password_file: %s, idle: false, poll_interval: 1s, after_import: delete}\n"
-                         % (server.port, pw)).start()
-            wait_for(lambda: server.stored == ["1", "2"], 30, what="UID 1, then UID 2 on the next session")
-            log = m.log_text()
-            self.assertIn("no body for UID 2", log)
-            self.assertIn("imap.message mailbox=quirky uid=1", log)
-            self.assertIn("imap.message mailbox=quirky uid=2", log)
-            raws = []
-            for state in ("queue", "done"):
-                d = os.path.join(m.spool, state)
-                for n in os.listdir(d):
-                    if n.endswith(".eml"):
-                        with open(os.path.join(d, n), "rb") as f:
-                            raws.append(f.read())
-            self.assertIn(quoted, raws)  # the quoted body, byte for byte
-            self.assertEqual(len(raws), 2)
-        finally:
-            if m:
-                m.stop()
-            server.close()
-            work.cleanup()
+        server = self.server({1: quoted, 2: mail("second")}, omit_once={2})
+        m = self.start(server)
+        wait_for(lambda: server.stored == ["1", "2"], 30, what="UID 1, then UID 2 on the next session")
+        log = m.log_text()
+        self.assertIn("no body for UID 2", log)
+        self.assertIn("imap.message mailbox=quirky uid=1", log)
+        self.assertIn("imap.message mailbox=quirky uid=2", log)
+        raws = spooled(m)
+        self.assertIn(quoted, raws)  # the quoted body, byte for byte
+        self.assertEqual(len(raws), 2)
+
+    def test_an_endless_search_answer_ends_the_session_with_bounded_memory(self):
+        server = self.server({1: mail("one")}, search_flood=64 * 1024)
+        m = self.start(server)
+        peak = 0
+        deadline = time.monotonic() + 90
+        while not server.flood_ended.is_set() and time.monotonic() < deadline:
+            peak = max(peak, rss_mb(m.proc.pid))
+            time.sleep(0.1)
+        self.assertTrue(server.flood_ended.is_set(), "mailgate kept reading the flood")
+        wait_for(lambda: "bytes of untagged data for one command" in m.log_text(), 10)
+        self.assertLess(server.floods[0], 128 << 20)  # the 64 MB budget (plus socket buffers)
+        self.assertLess(peak, 400, "RSS %.0f MB while reading the flood" % peak)
+        self.assertIsNone(m.proc.poll())  # still serving
+
+    def test_an_endless_stream_of_short_untagged_responses_is_cut_by_count(self):
+        server = self.server({1: mail("one")}, search_flood=1)
+        m = self.start(server)
+        self.assertTrue(server.flood_ended.wait(90), "mailgate kept reading the flood")
+        wait_for(lambda: "untagged responses for one command" in m.log_text(), 10)
+        self.assertIsNone(m.proc.poll())
+
+    def test_bodies_never_asked_for_are_discarded_one_spool_file_at_a_time(self):
+        server = self.server({1: mail("the one asked for")}, unsolicited=600, duplicate_bodies=True)
+        # 600 bodies, and room for far fewer open files: they must not be open at once.
+        m = self.start(server, nofile=256)
+        wait_for(lambda: server.stored, 60, what="UID 1 acknowledged")
+        self.assertEqual(server.stored[0], "1")
+        raws = spooled(m)
+        self.assertEqual(len(raws), 1, "only the requested message, once")
+        self.assertIn(b"Subject: the one asked for", raws[0])
+        log = m.log_text()
+        self.assertIn("imap.unrequested_bodies mailbox=quirky count=601", log)  # 600 strangers + the second copy
+        self.assertNotIn("Too many open files", log)
+        self.assertEqual(os.listdir(os.path.join(m.spool, "tmp")), [])
+        self.assertEqual(spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'"), [(1,)])
+
+    def test_a_uid_beyond_32_bits_is_a_protocol_error_and_never_becomes_the_mark(self):
+        server = self.server({1: mail("one"), 2: mail("two")}, extra_uids_once=[2 ** 64 - 1])
+        m = self.start(server)
+        wait_for(lambda: len(spooled(m)) == 2 and "2" in ",".join(server.stored), 60, what="UIDs 1 and 2 imported")
+        log = m.log_text()
+        self.assertIn("the server sent UID 18446744073709551615", log)
+        self.assertNotIn("extra 18446744073709551615", "".join(r.decode(errors="replace") for r in spooled(m)))
+        self.assertEqual(spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'"), [(2,)])
+
+    def test_a_body_larger_than_its_announced_size_is_skipped_and_recorded(self):
+        big = mail("too big after all", size=200 * 1024)
+        server = self.server({1: mail("small one"), 2: big, 3: mail("small two")}, size_lie=True)
+        m = self.start(server, box_extra=", max_message_size: 100KB")
+        wait_for(lambda: len(spooled(m)) == 2 and server.stored, 60, what="the small ones imported")
+        wait_for(lambda: spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'") == [(3,)], 30)
+        self.assertEqual(server.stored, ["1,3"])  # the big one is not deleted: after_import is for imported mail
+        self.assertIn("imap.message_too_large mailbox=quirky uid=2", m.log_text())
+        self.assertEqual(spool_db(m, "SELECT uid FROM imap_skipped WHERE mailbox='quirky'"), [(2,)])
+
+    def test_a_session_failing_after_select_still_backs_off(self):
+        server = self.server({1: mail("unreadable")}, fail_body_fetch=True)
+        m = self.start(server)
+        time.sleep(8)
+        # 0.5–1 s, 1–2 s, 2–4 s, 4–8 s: at most five sessions in 8 s; a reset after
+        # every SELECT would reconnect about every second.
+        self.assertGreaterEqual(server.sessions, 2)
+        self.assertLessEqual(server.sessions, 5, m.log_text())
+        self.assertIn("attempt=3", m.log_text())
+
+    def test_a_refused_message_is_never_passed_by_the_mark(self):
+        # Issue 15, mutant (a): the spool refuses UID 2 (larger than the whole
+        # queue may hold) but takes UID 3. Only UID 1 may be acknowledged and
+        # marked; UID 2 arrives once there is room, UID 3 is not doubled.
+        big = mail("big", size=120 * 1024)
+        server = self.server({1: mail("small one"), 2: big, 3: mail("small two")})
+        m = self.start(server, extra_yaml="  max_size: 100KB\n", after_import="seen")
+        wait_for(lambda: m.log_text().count("the spool refuses mail (UID 2)") >= 2, 60, what="UID 2 refused twice")
+        self.assertEqual(set(server.stored), {"1"})
+        self.assertEqual(spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'"), [(1,)])
+        m.stop()
+        m2 = self.start(server, after_import="seen")  # room again
+        wait_for(lambda: "2:3" in server.stored, 60, what="UIDs 2 and 3 acknowledged")
+        self.assertEqual(sorted(r.split(b"Subject: ")[1].split(b"\r\n")[0] for r in spooled(m2)),
+                         [b"big", b"small one", b"small two"])
+        self.assertEqual(spool_db(m2, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'"), [(3,)])
+
+    def test_a_connection_dropped_at_the_store_is_acknowledged_on_the_next_session(self):
+        # Issue 15, mutant (b): the mark moves only after after_import. The
+        # server drops the connection when asked to STORE \Seen: the next
+        # session fetches both again (the spool recognises them) and
+        # acknowledges them then.
+        server = self.server({1: mail("one"), 2: mail("two")}, drop_store_once=True)
+        m = self.start(server, after_import="seen")
+        wait_for(lambda: len(server.stored) >= 2, 60, what="a second STORE after the dropped one")
+        self.assertEqual(server.stored, ["1:2", "1:2"])
+        wait_for(lambda: spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'") == [(2,)], 30)
+        self.assertEqual(len(spooled(m)), 2)  # each exactly once
+        self.assertEqual(m.log_text().count("result=duplicate"), 2)
+
+    def test_queue_output_and_logs_escape_what_a_hostile_message_carries(self):
+        # Issue 13 item 8: terminal escapes (OSC title, clear screen, a C1 CSI)
+        # in a Message-ID reach `mailgate queue` and the log only escaped.
+        hostile = (b"From: a@example.org\r\nTo: support@example.com\r\nSubject: \x1b[31mred\r\n"
+                   b"Message-ID: <evil\x1b]0;owned\x07\x1b[2J\xc2\x9b@x>\r\n\r\nbody\r\n")
+        server = self.server({1: hostile})
+        m = self.start(server)
+        wait_for(lambda: server.stored, 30, what="the message imported")
+        spool_id = re.search(r"imap.message mailbox=quirky uid=1 spool_id=(\S+)", m.log_text()).group(1)
+        shown = subprocess.run([os.environ["MAILGATE_BIN"], "queue", "show", spool_id, "--config", m.config],
+                               capture_output=True).stdout
+        listed = subprocess.run([os.environ["MAILGATE_BIN"], "queue", "list", "--config", m.config],
+                                capture_output=True).stdout
+        for out in (shown, listed, m.log_text().encode()):
+            for raw in (b"\x1b", b"\x07", b"\xc2\x9b"):
+                self.assertNotIn(raw, out)
+        self.assertIn(b"message_id: evil\\x1b]0;owned\\x07\\x1b[2J\\u009B@x\n", shown)
 
 
 class TokenIntrospection(http.server.ThreadingHTTPServer):

@@ -14,5 +14,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const mailgate::imap::ResponseError&) {
   }
   (void)mailgate::imap::literal_size_at_end(wire);
+  // The streamed SEARCH and the FETCH prefix scan read the same hostile bytes.
+  std::uint64_t sum = 0;
+  (void)mailgate::imap::scan_search(wire, [&](std::uint64_t n) { sum += n; });
+  (void)mailgate::imap::fetch_uid_before_literal(wire);
   return 0;
 }

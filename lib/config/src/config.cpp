@@ -327,7 +327,7 @@ void read_imap(Reader& r, const YAML::Node& n, std::vector<ImapMailboxConfig>& b
     if (!r.expect_mapping(b, "imap mailbox",
                           {"name", "host", "port", "security", "ca_file", "username", "auth", "password_file",
                            "password_env", "token_file", "token_command", "folder", "after_import", "idle",
-                           "poll_interval"}))
+                           "poll_interval", "max_message_size", "oversized"}))
       continue;
     ImapMailboxConfig m;
     r.string(b, "name", m.name, true, "imap mailbox");
@@ -373,6 +373,13 @@ void read_imap(Reader& r, const YAML::Node& n, std::vector<ImapMailboxConfig>& b
     } else r.error(b["after_import"], "after_import must be seen, delete or move:FOLDER");
     r.boolean(b, "idle", m.idle);
     r.duration(b, "poll_interval", m.poll_interval);
+    r.size(b, "max_message_size", m.max_message_size);
+    if (m.max_message_size == 0 || m.max_message_size > 256ull * 1024 * 1024)
+      r.error(b["max_message_size"], "imap max_message_size must be between 1 byte and 256MB");
+    std::string oversized = "keep";
+    r.string(b, "oversized", oversized, false, "imap mailbox");
+    if (oversized.rfind("move:", 0) == 0 && oversized.size() > 5) m.oversized_folder = oversized.substr(5);
+    else if (oversized != "keep") r.error(b["oversized"], "oversized must be keep or move:FOLDER");
     boxes.push_back(std::move(m));
   }
 }
@@ -408,7 +415,7 @@ Config read_document(Reader& r, const YAML::Node& root, const std::string& file)
     return c;
   }
   if (!r.expect_mapping(root, "the configuration",
-                        {"spool_dir", "messenger", "smtp", "imap", "mail", "queue", "tickets", "metrics"}))
+                        {"spool_dir", "messenger", "smtp", "imap", "mail", "queue", "tickets", "metrics", "log"}))
     return c;
   r.string(root, "spool_dir", c.spool_dir, false, "the configuration");
   if (YAML::Node m = root["messenger"]) read_messenger(r, m, c.messenger);
@@ -430,6 +437,15 @@ Config read_document(Reader& r, const YAML::Node& root, const std::string& file)
     if (r.expect_mapping(m, "metrics", {"listen"})) {
       if (!m["listen"]) r.error(m, "missing required key 'listen' in metrics");
       else if (auto a = r.listen_address(m["listen"])) c.metrics = MetricsConfig{*a};
+    }
+  }
+  if (YAML::Node l = root["log"]) {
+    if (r.expect_mapping(l, "log", {"format"})) {
+      std::string format = "text";
+      r.string(l, "format", format, false, "log");
+      if (format == "text") c.log.format = LogFormat::Text;
+      else if (format == "json") c.log.format = LogFormat::Json;
+      else r.error(l["format"], "log.format must be text or json");
     }
   }
   if (!c.smtp && c.imap.empty())
@@ -574,6 +590,8 @@ std::string describe(const Config& c) {
             : m.after_import == AfterImport::Delete ? "delete" : "move:" + m.move_to);
       e << YAML::Key << "idle" << YAML::Value << m.idle;
       e << YAML::Key << "poll_interval" << YAML::Value << std::to_string(m.poll_interval.count()) + "s";
+      e << YAML::Key << "max_message_size" << YAML::Value << show_size(m.max_message_size);
+      e << YAML::Key << "oversized" << YAML::Value << (m.oversized_folder.empty() ? "keep" : "move:" + m.oversized_folder);
       e << YAML::EndMap;
     }
     e << YAML::EndSeq;
@@ -592,6 +610,8 @@ std::string describe(const Config& c) {
   e << YAML::EndMap;
   e << YAML::Key << "tickets" << YAML::Value << YAML::BeginMap << YAML::Key << "defaults" << YAML::Value
     << c.ticket_defaults.dump() << YAML::EndMap;
+  e << YAML::Key << "log" << YAML::Value << YAML::BeginMap << YAML::Key << "format" << YAML::Value
+    << (c.log.format == LogFormat::Json ? "json" : "text") << YAML::EndMap;
   if (c.metrics) e << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap << YAML::Key << "listen"
                    << YAML::Value << show_listen(c.metrics->listen) << YAML::EndMap;
   e << YAML::EndMap;

@@ -159,9 +159,12 @@ awaitable<std::string> Connection::read_line(Clock::time_point deadline) {
 }
 
 // A response: a line; while it ends in a literal announcement, the literal
-// (in memory, or streamed to `sink`) and the next line.
-awaitable<Response> Connection::read_response(LiteralSink* sink) {
+// (in memory, streamed to `sink`, or dropped) and the next line.
+awaitable<Response> Connection::read_response(LiteralSink* sink, const SearchNumbers* search,
+                                              std::uint64_t* counted) {
   std::string wire;
+  bool had_literal = false;
+  std::uint64_t extra = 0;  // discarded literal bytes
   for (;;) {
     std::string line = co_await read_line(Clock::now() + limits_.command_timeout);
     std::string_view bare = line;
@@ -170,7 +173,17 @@ awaitable<Response> Connection::read_response(LiteralSink* sink) {
     wire += line;
     if (wire.size() > limits_.max_line) throw ImapError(ImapError::Kind::Protocol, "response too long");
     if (!size) break;
-    if (sink && *size <= limits_.max_streamed_literal && sink->begin(wire, *size)) {
+    had_literal = true;
+    const auto take = sink ? sink->begin(wire, *size) : LiteralSink::Take::Inline;
+    if (take == LiteralSink::Take::Stream || take == LiteralSink::Take::Discard) {
+      if (take == LiteralSink::Take::Stream && *size > limits_.max_streamed_literal)
+        throw ImapError(ImapError::Kind::Protocol, "literal too large");
+      if (take == LiteralSink::Take::Discard) {
+        extra += *size;
+        if (counted && *counted + wire.size() + extra > limits_.max_untagged_bytes)
+          throw ImapError(ImapError::Kind::Protocol, "more than " + std::to_string(limits_.max_untagged_bytes) +
+                                                         " bytes of untagged data for one command");
+      }
       // The parser sees an empty literal in its place.
       wire.erase(wire.size() - line.size());
       std::string head(bare.substr(0, bare.rfind('{')));
@@ -178,10 +191,10 @@ awaitable<Response> Connection::read_response(LiteralSink* sink) {
       std::uint64_t left = *size;
       while (left > 0) {
         if (buffer_.empty()) co_await fill(Clock::now() + limits_.command_timeout, false);
-        std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer_.size()));
-        sink->write(std::string_view(buffer_).substr(0, take));
-        buffer_.erase(0, take);
-        left -= take;
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer_.size()));
+        if (take == LiteralSink::Take::Stream) sink->write(std::string_view(buffer_).substr(0, n));
+        buffer_.erase(0, n);
+        left -= n;
       }
       continue;
     }
@@ -190,6 +203,12 @@ awaitable<Response> Connection::read_response(LiteralSink* sink) {
     wire.append(buffer_, 0, static_cast<std::size_t>(*size));
     buffer_.erase(0, static_cast<std::size_t>(*size));
   }
+  if (counted) *counted += wire.size() + extra;
+  if (search && !had_literal && scan_search(wire, *search)) {
+    Response r;
+    r.name = "SEARCH";  // its numbers went to `search`
+    co_return r;
+  }
   try {
     co_return parse_response(wire);
   } catch (const ResponseError& e) {
@@ -197,29 +216,51 @@ awaitable<Response> Connection::read_response(LiteralSink* sink) {
   }
 }
 
-awaitable<Tagged> Connection::command(std::string_view text, const std::function<void(const Response&)>& on_untagged,
-                                      LiteralSink* sink) {
-  const std::string tag = next_tag();
-  out_ = tag + " " + std::string(text) + "\r\n";
+awaitable<void> Connection::send(std::string_view text) {
+  tag_ = next_tag();
+  untagged_count_ = 0;
+  untagged_bytes_ = 0;
+  out_ = tag_ + " " + std::string(text) + "\r\n";
   co_await write_all(out_);
+}
+
+awaitable<Response> Connection::next(LiteralSink* sink, const SearchNumbers* search) {
   for (;;) {
-    Response r = co_await read_response(sink);
-    if (r.kind == Response::Kind::Tagged && r.tag == tag) {
+    std::uint64_t bytes = untagged_bytes_;
+    Response r = co_await read_response(sink, search, &bytes);
+    if (r.kind == Response::Kind::Tagged && r.tag == tag_) {
       refresh_capabilities(r);
-      co_return Tagged{r.name, std::move(r)};
+      co_return r;
     }
+    untagged_bytes_ = bytes;
+    if (++untagged_count_ > limits_.max_untagged_responses)
+      throw ImapError(ImapError::Kind::Protocol, "more than " + std::to_string(limits_.max_untagged_responses) +
+                                                     " untagged responses for one command");
+    if (untagged_bytes_ > limits_.max_untagged_bytes)
+      throw ImapError(ImapError::Kind::Protocol, "more than " + std::to_string(limits_.max_untagged_bytes) +
+                                                     " bytes of untagged data for one command");
     if (r.kind == Response::Kind::Untagged) {
       if (r.name == "BYE") throw ImapError(ImapError::Kind::Refused, "server said BYE: " + r.text);
       refresh_capabilities(r);
-      if (on_untagged) on_untagged(r);
+      co_return r;
     }
-    // A continuation we did not ask for, or a stray tag: ignore.
+    // A continuation we did not ask for, or a stray tag: ignore (but counted).
+  }
+}
+
+awaitable<Tagged> Connection::command(std::string_view text, const std::function<void(const Response&)>& on_untagged,
+                                      LiteralSink* sink, const SearchNumbers* search) {
+  co_await send(text);
+  for (;;) {
+    Response r = co_await next(sink, search);
+    if (r.kind == Response::Kind::Tagged) co_return Tagged{r.name, std::move(r)};
+    if (on_untagged) on_untagged(r);
   }
 }
 
 awaitable<Tagged> Connection::command(std::string_view text) {
   std::function<void(const Response&)> none;
-  co_return co_await command(text, none, nullptr);
+  co_return co_await command(text, none, nullptr, nullptr);
 }
 
 awaitable<Tagged> Connection::authenticate(std::string_view mechanism, std::string_view initial) {
@@ -252,9 +293,18 @@ awaitable<Connection::IdleResult> Connection::idle(std::chrono::seconds max_wait
   out_ = tag + " IDLE\r\n";
   co_await write_all(out_);
   bool changed = false;
+  // IDLE is a command too: its untagged data has the same bounds.
+  std::size_t count = 0;
+  std::uint64_t bytes = 0;
+  auto read_counted = [&]() -> awaitable<Response> {
+    Response r = co_await read_response(nullptr, nullptr, &bytes);
+    if (++count > limits_.max_untagged_responses || bytes > limits_.max_untagged_bytes)
+      throw ImapError(ImapError::Kind::Protocol, "more untagged data during IDLE than one command may send");
+    co_return r;
+  };
   // Until "+ idling", then wait for news.
   for (;;) {
-    Response r = co_await read_response(nullptr);
+    Response r = co_await read_counted();
     if (r.kind == Response::Kind::Continuation) break;
     if (r.kind == Response::Kind::Tagged && r.tag == tag)
       throw ImapError(ImapError::Kind::Protocol, "IDLE refused: " + r.text);
@@ -266,7 +316,7 @@ awaitable<Connection::IdleResult> Connection::idle(std::chrono::seconds max_wait
       if (!co_await fill(until, true)) co_return IdleResult::Expired;  // the socket is closed
       continue;
     }
-    Response r = co_await read_response(nullptr);
+    Response r = co_await read_counted();
     if (r.kind == Response::Kind::Untagged && r.name == "BYE")
       throw ImapError(ImapError::Kind::Refused, "server said BYE: " + r.text);
     if (r.kind == Response::Kind::Untagged && (r.name == "EXISTS" || r.name == "RECENT")) changed = true;

@@ -10,10 +10,12 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "mailgate/log/log.hpp"
 #include "mailgate/net/tls.hpp"
+#include "mailgate/spool/async_commit.hpp"
 
 namespace mailgate::imap {
 
@@ -56,23 +58,68 @@ bool has_code(const Tagged& t, std::string_view code) {
   return t.response.code && !t.response.code->items.empty() && t.response.code->items[0].is_atom(code);
 }
 
-// Streams the BODY[] literal of each FETCH response into a new spool file.
-struct SpoolSink : LiteralSink {
+// A UID from the server, checked: RFC 3501 UIDs are 32-bit nz-numbers.
+std::uint64_t checked_uid(std::uint64_t uid) {
+  if (uid == 0 || uid > kMaxUid)
+    throw ImapError(ImapError::Kind::Protocol, "the server sent UID " + std::to_string(uid) + ", outside 1.." +
+                                                   std::to_string(kMaxUid));
+  return uid;
+}
+
+// "… BODY[] {123}" (or ~{123}): the literal is a whole message.
+bool announces_body(std::string_view line) {
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  std::size_t open = line.rfind('{');
+  if (open == std::string_view::npos) return false;
+  line = line.substr(0, open);
+  if (!line.empty() && line.back() == '~') line.remove_suffix(1);
+  while (!line.empty() && line.back() == ' ') line.remove_suffix(1);
+  if (line.size() < 7) return false;
+  std::string tail(line.substr(line.size() - 7));
+  for (char& c : tail) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return tail == " BODY[]" || tail == "(BODY[]";
+}
+
+// Streams the BODY[] literal of a FETCH response into a spool file: only a
+// body that may be wanted (a requested UID not received yet, or one whose UID
+// comes after the literal), within the size limit, while the spool has room.
+// One file at a time: the fetcher commits it before the next response is read.
+struct BodySink : LiteralSink {
   spool::Spool& spool;
+  const std::set<std::uint64_t>& wanted;
+  const std::map<std::uint64_t, spool::AcceptResult>& received;
+  std::uint64_t max_size;
   std::optional<spool::Incoming> current;
-  std::string refused;  // the spool cannot take mail now
-  explicit SpoolSink(spool::Spool& s) : spool(s) {}
-  bool begin(std::string_view line, std::uint64_t size) override {
-    std::string upper_line(line);
-    for (char& c : upper_line) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (upper_line.find("BODY[]") == std::string::npos) return false;
-    current.reset();
-    if (auto full = spool.check_capacity(size)) refused = *full;
+  std::uint64_t oversized = 0;  // this response's body was over max_size (dropped): its size
+  std::string refused;     // this response's body did not fit in the spool (dropped)
+  std::size_t unrequested = 0;
+  BodySink(spool::Spool& s, const std::set<std::uint64_t>& w, const std::map<std::uint64_t, spool::AcceptResult>& r,
+           std::uint64_t max)
+      : spool(s), wanted(w), received(r), max_size(max) {}
+  void next_response() {
+    current.reset();  // an unclaimed file is removed
+    oversized = 0;
+    refused.clear();
+  }
+  Take begin(std::string_view line, std::uint64_t size) override {
+    if (!announces_body(line)) return Take::Inline;  // not a body: the connection's inline limit applies
+    if (current) return Take::Discard;  // a second body in one response
+    // Counted in `unrequested` once the whole response is read.
+    if (auto uid = fetch_uid_before_literal(line); uid && (!wanted.count(*uid) || received.count(*uid)))
+      return Take::Discard;
+    if (size > max_size) {
+      oversized = size;
+      return Take::Discard;
+    }
+    if (auto full = spool.check_capacity(size)) {
+      refused = *full;
+      return Take::Discard;
+    }
     current.emplace(spool.begin());
-    return true;
+    return Take::Stream;
   }
   void write(std::string_view bytes) override {
-    if (current && refused.empty()) current->write(bytes);
+    if (current) current->write(bytes);
   }
 };
 
@@ -121,7 +168,7 @@ awaitable<void> Fetcher::run() {
   while (!stopping_) {
     std::string error;
     ImapError::Kind kind = ImapError::Kind::Network;
-    selected_ = false;
+    imported_ = false;
     try {
       co_await session();
       failures = 0;
@@ -135,9 +182,11 @@ awaitable<void> Fetcher::run() {
     current_ = nullptr;
     if (stopping_) break;
     // Exponential backoff with jitter; a wrong password waits like any
-    // other failure, so a misconfigured box never hammers its server. A
-    // session that got as far as SELECT starts the count again.
-    failures = selected_ ? 1 : failures + 1;
+    // other failure, so a misconfigured box never hammers its server. Only a
+    // session that imported something starts the count again: one that
+    // fails the same way after SELECT every time (a message the server
+    // cannot deliver, a flood) still backs off.
+    failures = imported_ ? 1 : failures + 1;
     auto cap = std::min<std::int64_t>(s_.backoff_cap.count(), s_.backoff_base.count() << std::min(failures - 1, 20));
     std::uniform_int_distribution<std::int64_t> jitter(cap / 2, cap);
     std::chrono::milliseconds wait{jitter(rng_)};
@@ -226,7 +275,6 @@ awaitable<void> Fetcher::session() {
   }
   uidvalidity_ = uidvalidity;
   last_uid_ = mark.last_uid;
-  selected_ = true;
   log::info("imap.selected", {{"mailbox", s_.name}, {"folder", s_.folder}, {"exists", std::to_string(exists)},
                               {"uidvalidity", std::to_string(uidvalidity)}, {"last_uid", std::to_string(last_uid_)},
                               {"idle", s_.idle && c.has("IDLE") ? "yes" : "no"}});
@@ -251,130 +299,251 @@ awaitable<void> Fetcher::session() {
 }
 
 awaitable<void> Fetcher::import_new(Connection& c) {
-  std::vector<std::uint64_t> uids;
-  std::function<void(const Response&)> on_search = [&](const Response& r) {
-    if (r.name != "SEARCH") return;
-    for (const auto& v : r.data)
-      if (auto n = v.number(); n && *n > last_uid_) uids.push_back(*n);  // "n:*" includes the last UID even if < n
-  };
-  const std::string search = "UID SEARCH UID " + std::to_string(last_uid_ + 1) + ":*";
-  Tagged t = co_await c.command(search, on_search);
-  if (!t.ok()) throw ImapError(ImapError::Kind::Protocol, "UID SEARCH failed: " + t.response.text);
-  std::sort(uids.begin(), uids.end());
-  uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
-  for (std::size_t i = 0; i < uids.size() && !stopping_; i += s_.batch) {
-    std::vector<std::uint64_t> batch(uids.begin() + static_cast<std::ptrdiff_t>(i),
-                                     uids.begin() + static_cast<std::ptrdiff_t>(std::min(uids.size(), i + s_.batch)));
-    co_await fetch_batch(c, batch);
+  for (bool more = true; more && !stopping_;) {
+    std::vector<std::uint64_t> uids = co_await search(c, more);
+    for (std::size_t i = 0; i < uids.size() && !stopping_; i += s_.batch) {
+      std::vector<std::uint64_t> batch(uids.begin() + static_cast<std::ptrdiff_t>(i),
+                                       uids.begin() + static_cast<std::ptrdiff_t>(std::min(uids.size(), i + s_.batch)));
+      co_await fetch_batch(c, batch);
+    }
   }
 }
 
-// One UID FETCH: bodies streamed to spool files, the whole batch committed
-// as one group, then acknowledged to the server, then the mark advanced.
-// When the spool refuses mail (disk nearly full), what it took is still
-// acknowledged and the rest waits: the throw leads to run()'s backoff.
+// SEARCH numbers are streamed into a set that keeps the lowest
+// max_search_uids: a server answering with millions of UIDs (or the same
+// ones forever, until the connection's untagged limits end it) costs a
+// bounded set, and the mark still moves through a large mailbox in order.
+awaitable<std::vector<std::uint64_t>> Fetcher::search(Connection& c, bool& more) {
+  more = false;
+  if (last_uid_ >= kMaxUid) co_return std::vector<std::uint64_t>{};  // no UID can follow until UIDVALIDITY changes
+  std::set<std::uint64_t> found;
+  std::optional<std::uint64_t> bad;
+  const std::size_t cap = std::max<std::size_t>(1, s_.max_search_uids);
+  SearchNumbers on_number = [&](std::uint64_t n) {
+    if (n == 0 || n > kMaxUid) {
+      if (!bad) bad = n;
+      return;
+    }
+    if (n <= last_uid_ || found.count(n)) return;  // "n:*" includes the last UID even if < n
+    if (found.size() < cap) {
+      found.insert(n);
+      return;
+    }
+    more = true;
+    if (n < *found.rbegin()) {
+      found.erase(std::prev(found.end()));
+      found.insert(n);
+    }
+  };
+  // A SEARCH the connection could not stream (odd syntax) arrives parsed.
+  std::function<void(const Response&)> on_search = [&](const Response& r) {
+    if (r.name != "SEARCH") return;
+    for (const auto& v : r.data)
+      if (auto n = v.number()) on_number(*n);
+      else if (v.kind == Value::Kind::Atom && !v.text.empty() && std::isdigit(static_cast<unsigned char>(v.text[0])))
+        on_number(UINT64_MAX);  // digits beyond 64 bits
+  };
+  const std::string text = "UID SEARCH UID " + std::to_string(last_uid_ + 1) + ":*";
+  Tagged t = co_await c.command(text, on_search, nullptr, &on_number);
+  if (!t.ok()) throw ImapError(ImapError::Kind::Protocol, "UID SEARCH failed: " + t.response.text);
+  if (bad) checked_uid(*bad);
+  co_return std::vector<std::uint64_t>(found.begin(), found.end());
+}
+
+// One batch: sizes first (RFC822.SIZE), so an oversized message is never
+// downloaded; then one UID FETCH whose bodies are streamed to spool files,
+// each committed (spool::async_commit) before the next response is read —
+// one spool file open at a time, however many bodies the server sends. Then
+// the longest run of UIDs from the lowest that is settled (in the spool, or
+// skipped as oversized) is acknowledged, and only after that the mark moves.
+// When the spool refuses a message (disk nearly full, queue over its limit)
+// the run stops there: the throw leads to run()'s backoff and the next
+// session fetches that message again; the later ones are recognised.
 awaitable<void> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint64_t>& uids) {
-  SpoolSink sink(spool_);
-  std::map<std::uint64_t, spool::Incoming> bodies;
-  std::function<void(const Response&)> on_fetch = [&](const Response& r) {
+  const std::set<std::uint64_t> wanted(uids.begin(), uids.end());
+  const std::string set = uid_set(uids);
+
+  std::map<std::uint64_t, std::uint64_t> sizes;  // only for wanted UIDs: bounded by the batch
+  std::function<void(const Response&)> on_size = [&](const Response& r) {
     if (r.name != "FETCH" || r.data.empty() || r.data[0].kind != Value::Kind::List) return;
     const auto& items = r.data[0].items;
-    std::optional<std::uint64_t> uid;
-    const Value* body = nullptr;
+    std::optional<std::uint64_t> uid, size;
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
-      if (items[i].is_atom("UID")) uid = items[i + 1].number();
-      if (items[i].is_atom("BODY[]")) body = &items[i + 1];
+      if (items[i].is_atom("UID")) uid = items[i + 1].number().value_or(UINT64_MAX);
+      if (items[i].is_atom("RFC822.SIZE")) size = items[i + 1].number();
     }
-    if (uid && body && sink.current) {
-      bodies.emplace(*uid, std::move(*sink.current));
-    } else if (uid && body && body->kind == Value::Kind::String) {
-      // Sent as a quoted string rather than a literal: legal, and small.
-      if (auto full = spool_.check_capacity(body->text.size())) sink.refused = *full;
-      spool::Incoming in = spool_.begin();
-      in.write(body->text);
-      bodies.emplace(*uid, std::move(in));
-    }  // BODY[] NIL, or no UID: that message counts as not returned
-    sink.current.reset();
+    if (uid && size && wanted.count(checked_uid(*uid))) sizes[*uid] = *size;
   };
-  const std::string fetch = "UID FETCH " + uid_set(uids) + " (UID BODY.PEEK[])";
-  Tagged t = co_await c.command(fetch, on_fetch, &sink);
-  if (!t.ok()) throw ImapError(ImapError::Kind::Protocol, "UID FETCH failed: " + t.response.text);
-  if (!sink.refused.empty()) throw std::runtime_error("the spool refuses mail: " + sink.refused);
+  const std::string fetch_sizes = "UID FETCH " + set + " (UID RFC822.SIZE)";
+  Tagged st = co_await c.command(fetch_sizes, on_size);
+  if (!st.ok()) throw ImapError(ImapError::Kind::Protocol, "UID FETCH (sizes) failed: " + st.response.text);
 
-  // Commit them all at once (one group commit), then look at the answers.
-  struct Wait {
-    std::vector<std::optional<spool::AcceptResult>> results;
-    std::size_t left = 0;
-    asio::steady_timer done;
-    explicit Wait(asio::any_io_executor ex) : done(ex, asio::steady_timer::time_point::max()) {}
-  };
-  auto wait = std::make_shared<Wait>(ex_);
-  std::vector<std::uint64_t> order;
-  for (auto& [uid, body] : bodies) order.push_back(uid);
-  wait->results.resize(order.size());
-  wait->left = order.size();
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    spool_.commit_async(std::move(bodies.at(order[i])), source_, [wait, i, ex = ex_](spool::AcceptResult r) {
-      asio::post(ex, [wait, i, r = std::move(r)]() mutable {
-        wait->results[i] = std::move(r);
-        if (--wait->left == 0) wait->done.cancel();
-      });
-    });
-  }
-  if (wait->left > 0) {
-    error_code ec;
-    co_await wait->done.async_wait(asio::redirect_error(use_awaitable, ec));
-  }
-
-  // Acknowledge the longest run of UIDs that are safe in the spool. A UID
-  // the server did not return is never acknowledged (with after_import:
-  // delete that would destroy unread mail); the session ends and the next
-  // one searches again — an expunged message is simply not found then.
-  std::vector<std::uint64_t> handled;
-  std::string refused;
+  std::map<std::uint64_t, std::uint64_t> oversized;  // UID → size
+  std::vector<std::uint64_t> to_fetch;
   for (std::uint64_t uid : uids) {
-    auto it = std::find(order.begin(), order.end(), uid);
-    if (it == order.end()) {
-      refused = "no body for UID " + std::to_string(uid) + " (expunged meanwhile, or a server fault)";
+    auto it = sizes.find(uid);
+    if (it != sizes.end() && it->second > s_.max_message_size) oversized[uid] = it->second;
+    else to_fetch.push_back(uid);
+  }
+
+  // A body the spool refused before it was written is a TemporaryFailure here too.
+  std::map<std::uint64_t, spool::AcceptResult> results;
+  auto refuse = [&](std::uint64_t uid, const std::string& why) {
+    results.emplace(uid, spool::AcceptResult{spool::AcceptResult::Kind::TemporaryFailure, "", why});
+  };
+  if (!to_fetch.empty()) {
+    BodySink sink(spool_, wanted, results, s_.max_message_size);
+    const std::string fetch_bodies = "UID FETCH " + uid_set(to_fetch) + " (UID BODY.PEEK[])";
+    co_await c.send(fetch_bodies);
+    for (;;) {
+      sink.next_response();
+      Response r = co_await c.next(&sink);
+      if (r.kind == Response::Kind::Tagged) {
+        if (r.name != "OK") throw ImapError(ImapError::Kind::Protocol, "UID FETCH failed: " + r.text);
+        break;
+      }
+      if (r.name != "FETCH" || r.data.empty() || r.data[0].kind != Value::Kind::List) continue;
+      const auto& items = r.data[0].items;
+      std::optional<std::uint64_t> uid;
+      const Value* body = nullptr;
+      for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+        if (items[i].is_atom("UID")) uid = items[i + 1].number().value_or(UINT64_MAX);
+        if (items[i].is_atom("BODY[]")) body = &items[i + 1];
+      }
+      if (!uid) continue;  // a flag update, or a body without its UID: not returned
+      checked_uid(*uid);
+      if (!body) continue;
+      if (!wanted.count(*uid) || results.count(*uid) || oversized.count(*uid)) {
+        ++sink.unrequested;  // never imported: only what was asked for, once
+        continue;
+      }
+      if (sink.oversized) {  // RFC822.SIZE said less than the literal
+        oversized[*uid] = sink.oversized;
+        continue;
+      }
+      if (!sink.refused.empty()) {
+        refuse(*uid, sink.refused);
+        continue;
+      }
+      std::optional<spool::Incoming> in = std::move(sink.current);
+      sink.current.reset();
+      if (!in) {
+        if (body->kind != Value::Kind::String) continue;  // BODY[] NIL: not returned
+        // Sent as a quoted string (or a small inline literal): legal, and small.
+        if (body->text.size() > s_.max_message_size) {
+          oversized[*uid] = body->text.size();
+          continue;
+        }
+        if (auto full = spool_.check_capacity(body->text.size())) {
+          refuse(*uid, *full);
+          continue;
+        }
+        in.emplace(spool_.begin());
+        in->write(body->text);
+      }
+      std::string source = source_;
+      spool::AcceptResult committed =
+          co_await spool::async_commit(spool_, std::move(*in), std::move(source), use_awaitable);
+      results.emplace(*uid, std::move(committed));
+    }
+    if (sink.unrequested > 0)
+      log::warn("imap.unrequested_bodies", {{"mailbox", s_.name}, {"count", std::to_string(sink.unrequested)},
+                                            {"note", "bodies for UIDs not asked for (or sent twice) were discarded"}});
+  }
+
+  // The longest settled run from the lowest UID. A UID the server did not
+  // return is never acknowledged (with after_import: delete that would
+  // destroy unread mail); the session ends and the next one searches again
+  // — an expunged message is simply not found then.
+  std::vector<std::uint64_t> imported, skipped;
+  std::string stop;
+  for (std::uint64_t uid : uids) {
+    if (oversized.count(uid)) {
+      skipped.push_back(uid);
+      continue;
+    }
+    auto it = results.find(uid);
+    if (it == results.end()) {
+      stop = "no body for UID " + std::to_string(uid) + " (expunged meanwhile, or a server fault)";
       break;
     }
-    const auto& r = *wait->results[static_cast<std::size_t>(it - order.begin())];
+    const auto& r = it->second;
     if (r.kind == spool::AcceptResult::Kind::TemporaryFailure) {
-      refused = "the spool refuses mail (UID " + std::to_string(uid) + "): " + r.reason;
+      stop = "the spool refuses mail (UID " + std::to_string(uid) + "): " + r.reason;
       break;  // keep the order: the mark never passes a message not yet safe
     }
     log::info("imap.message", {{"mailbox", s_.name}, {"uid", std::to_string(uid)}, {"spool_id", r.id},
                                {"result", r.kind == spool::AcceptResult::Kind::Accepted ? "queued" : "duplicate"}});
     if (r.kind == spool::AcceptResult::Kind::Accepted && on_accepted) on_accepted(r.id);
-    handled.push_back(uid);
+    imported.push_back(uid);
   }
-  if (!handled.empty()) {
+  if (!imported.empty() || !skipped.empty()) {
     failpoint("imap_after_spool_commit");
-    co_await acknowledge(c, uid_set(handled));
-    last_uid_ = std::max(last_uid_, handled.back());
+    if (!imported.empty()) co_await acknowledge(c, uid_set(imported));
+    if (!skipped.empty()) {
+      for (std::uint64_t uid : skipped) {
+        const std::string action = s_.oversized_folder.empty() ? "kept" : "moved:" + s_.oversized_folder;
+        log::warn("imap.message_too_large", {{"mailbox", s_.name}, {"uid", std::to_string(uid)},
+                                             {"size", std::to_string(oversized[uid])},
+                                             {"limit", std::to_string(s_.max_message_size)}, {"action", action}});
+        spool_.record_imap_skip(s_.name, uidvalidity_, uid, oversized[uid], "larger than max_message_size");
+      }
+      if (!s_.oversized_folder.empty()) {
+        const std::string skipped_set = uid_set(skipped);
+        Tagged r = co_await move(c, skipped_set, s_.oversized_folder);
+        if (!r.ok())
+          log::warn("imap.oversized_move_failed", {{"mailbox", s_.name}, {"uids", uid_set(skipped)},
+                                                   {"error", r.response.text},
+                                                   {"note", "skipped and recorded; they stay in the folder"}});
+      }
+    }
+    // Only now: a crash or a dropped connection before this point fetches
+    // the messages again, and the spool recognises them.
+    // Both lists hold only UIDs below the first unsettled one.
+    const std::uint64_t top = std::max(imported.empty() ? 0 : imported.back(), skipped.empty() ? 0 : skipped.back());
+    last_uid_ = std::max(last_uid_, top);
     spool_.set_imap_mark(s_.name, {uidvalidity_, last_uid_});
+    imported_ = true;
   }
-  if (!refused.empty()) throw std::runtime_error(refused);
+  if (!stop.empty()) throw std::runtime_error(stop);
 }
 
-// after_import, for messages already durable in the spool. A failure here
-// is logged and does not undo the import: a later re-fetch is recognised.
+awaitable<Tagged> Fetcher::expunge(Connection& c, const std::string& set) {
+  const std::string store = "UID STORE " + set + " +FLAGS.SILENT (\\Deleted)";
+  Tagged st = co_await c.command(store);
+  if (!st.ok()) co_return st;
+  // A plain EXPUNGE would also remove messages someone else flagged
+  // \Deleted, including ones not imported yet: without UIDPLUS the
+  // flagged messages stay for the server's or a person's expunge.
+  if (!c.has("UIDPLUS")) {
+    log::warn("imap.no_uidplus", {{"mailbox", s_.name}, {"uids", set},
+                                  {"note", "flagged \\Deleted, not expunged (the server lacks UID EXPUNGE)"}});
+    co_return st;
+  }
+  const std::string text = "UID EXPUNGE " + set;
+  co_return co_await c.command(text);
+}
+
+awaitable<Tagged> Fetcher::move(Connection& c, const std::string& set, const std::string& folder) {
+  const bool has_move = c.has("MOVE");
+  const std::string cmd = (has_move ? "UID MOVE " : "UID COPY ") + set + " " + quoted(folder);
+  Tagged r = co_await c.command(cmd);
+  if (!r.ok() && has_code(r, "TRYCREATE")) {
+    const std::string create = "CREATE " + quoted(folder);
+    Tagged created = co_await c.command(create);
+    log::info("imap.folder_created", {{"mailbox", s_.name}, {"folder", folder},
+                                      {"result", created.ok() ? "ok" : created.response.text}});
+    r = co_await c.command(cmd);
+  }
+  if (r.ok() && !has_move) r = co_await expunge(c, set);
+  co_return r;
+}
+
+// after_import, for messages already durable in the spool. A refusal here
+// is logged and does not undo the import: a later re-fetch is recognised. A
+// dropped connection throws before the mark moves: the next session
+// fetches them again (duplicates in the spool) and acknowledges then.
 awaitable<void> Fetcher::acknowledge(Connection& c, const std::string& set) {
-  auto expunge_deleted = [&]() -> awaitable<Tagged> {
-    const std::string store = "UID STORE " + set + " +FLAGS.SILENT (\\Deleted)";
-    Tagged st = co_await c.command(store);
-    if (!st.ok()) co_return st;
-    // A plain EXPUNGE would also remove messages someone else flagged
-    // \Deleted, including ones not imported yet: without UIDPLUS the
-    // flagged messages stay for the server's or a person's expunge.
-    if (!c.has("UIDPLUS")) {
-      log::warn("imap.no_uidplus", {{"mailbox", s_.name}, {"uids", set},
-                                    {"note", "flagged \\Deleted, not expunged (the server lacks UID EXPUNGE)"}});
-      co_return st;
-    }
-    const std::string expunge = "UID EXPUNGE " + set;
-    co_return co_await c.command(expunge);
-  };
   Tagged r;
   switch (s_.after_import) {
     case AfterImport::Seen: {
@@ -383,22 +552,11 @@ awaitable<void> Fetcher::acknowledge(Connection& c, const std::string& set) {
       break;
     }
     case AfterImport::Delete:
-      r = co_await expunge_deleted();
+      r = co_await expunge(c, set);
       break;
-    case AfterImport::Move: {
-      const bool move = c.has("MOVE");
-      const std::string cmd = (move ? "UID MOVE " : "UID COPY ") + set + " " + quoted(s_.move_to);
-      r = co_await c.command(cmd);
-      if (!r.ok() && has_code(r, "TRYCREATE")) {
-        const std::string create = "CREATE " + quoted(s_.move_to);
-        Tagged created = co_await c.command(create);
-        log::info("imap.folder_created", {{"mailbox", s_.name}, {"folder", s_.move_to},
-                                          {"result", created.ok() ? "ok" : created.response.text}});
-        r = co_await c.command(cmd);
-      }
-      if (r.ok() && !move) r = co_await expunge_deleted();
+    case AfterImport::Move:
+      r = co_await move(c, set, s_.move_to);
       break;
-    }
   }
   if (!r.ok())
     log::warn("imap.after_import_failed", {{"mailbox", s_.name}, {"uids", set}, {"error", r.response.text},

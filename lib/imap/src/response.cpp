@@ -259,4 +259,55 @@ std::optional<std::uint64_t> literal_size_at_end(std::string_view line) {
   return number_of(digits);
 }
 
+namespace {
+
+bool iequals_prefix(std::string_view s, std::string_view upper_prefix) {
+  if (s.size() < upper_prefix.size()) return false;
+  for (std::size_t i = 0; i < upper_prefix.size(); ++i)
+    if (std::toupper(static_cast<unsigned char>(s[i])) != upper_prefix[i]) return false;
+  return true;
+}
+
+}  // namespace
+
+bool scan_search(std::string_view wire, const std::function<void(std::uint64_t)>& on_number) {
+  if (!iequals_prefix(wire, "* SEARCH")) return false;
+  std::string_view rest = wire.substr(8);
+  while (!rest.empty() && (rest.back() == '\n' || rest.back() == '\r')) rest.remove_suffix(1);
+  if (!rest.empty() && rest.front() != ' ') return false;  // "* SEARCHING": another response
+  if (rest.find_first_of("\r\n") != std::string_view::npos) return false;  // literals: not a plain SEARCH
+  // A CONDSTORE "(MODSEQ n)" ends the numbers; anything else that is not a
+  // digit or a space is for the full parser (and its error).
+  std::string_view numbers = rest.substr(0, rest.find('('));
+  if (numbers.find_first_not_of("0123456789 ") != std::string_view::npos) return false;
+  std::size_t i = 0;
+  while (i < numbers.size()) {
+    while (i < numbers.size() && numbers[i] == ' ') ++i;
+    std::size_t start = i;
+    while (i < numbers.size() && numbers[i] != ' ') ++i;
+    if (i > start) on_number(number_of(numbers.substr(start, i - start)).value_or(UINT64_MAX));
+  }
+  return true;
+}
+
+std::optional<std::uint64_t> fetch_uid_before_literal(std::string_view line) {
+  std::size_t open = line.find('(');
+  if (open == std::string_view::npos) return std::nullopt;
+  // Item names and values alternate after "(": only a top-level "UID n" pair counts.
+  std::size_t i = open + 1;
+  while (i < line.size()) {
+    while (i < line.size() && line[i] == ' ') ++i;
+    std::size_t start = i;
+    while (i < line.size() && is_atom_char(line[i])) ++i;
+    std::string_view name = line.substr(start, i - start);
+    if (name.empty() || i >= line.size() || line[i] != ' ') return std::nullopt;  // a section, a list, a literal
+    ++i;
+    std::size_t vstart = i;
+    while (i < line.size() && line[i] >= '0' && line[i] <= '9') ++i;
+    if (upper(name) == "UID") return i > vstart ? number_of(line.substr(vstart, i - vstart)) : std::nullopt;
+    if (i == vstart || (i < line.size() && line[i] != ' ')) return std::nullopt;  // a non-numeric value: stop
+  }
+  return std::nullopt;
+}
+
 }  // namespace mailgate::imap

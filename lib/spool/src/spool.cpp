@@ -279,7 +279,9 @@ std::unique_ptr<Spool::Db> Spool::open_db(const std::string& dir) {
       "CREATE TABLE IF NOT EXISTS seen(key TEXT PRIMARY KEY, message TEXT NOT NULL, at INTEGER);"
       "CREATE TABLE IF NOT EXISTS media(message TEXT, ref TEXT, uuid TEXT, uploaded_at INTEGER, PRIMARY KEY(message, ref));"
       "CREATE TABLE IF NOT EXISTS users(address TEXT PRIMARY KEY, uuid TEXT, at INTEGER);"
-      "CREATE TABLE IF NOT EXISTS imap_marks(mailbox TEXT PRIMARY KEY, uidvalidity INTEGER, last_uid INTEGER);");
+      "CREATE TABLE IF NOT EXISTS imap_marks(mailbox TEXT PRIMARY KEY, uidvalidity INTEGER, last_uid INTEGER);"
+      "CREATE TABLE IF NOT EXISTS imap_skipped(mailbox TEXT, uidvalidity INTEGER, uid INTEGER, size INTEGER, "
+      "reason TEXT, at INTEGER, PRIMARY KEY(mailbox, uidvalidity, uid));");
   return db;
 }
 
@@ -664,6 +666,15 @@ Spool::ImapMark Spool::imap_mark(const std::string& mailbox) {
 void Spool::set_imap_mark(const std::string& mailbox, const ImapMark& mark) {
   auto st = db_->prepare("INSERT OR REPLACE INTO imap_marks(mailbox, uidvalidity, last_uid) VALUES(?, ?, ?)");
   st.bind(1, mailbox).bind(2, static_cast<std::int64_t>(mark.uidvalidity)).bind(3, static_cast<std::int64_t>(mark.last_uid));
+  st.step();
+}
+
+void Spool::record_imap_skip(const std::string& mailbox, std::uint64_t uidvalidity, std::uint64_t uid,
+                             std::uint64_t size, const std::string& reason) {
+  auto st = db_->prepare(
+      "INSERT OR REPLACE INTO imap_skipped(mailbox, uidvalidity, uid, size, reason, at) VALUES(?, ?, ?, ?, ?, ?)");
+  st.bind(1, mailbox).bind(2, static_cast<std::int64_t>(uidvalidity)).bind(3, static_cast<std::int64_t>(uid));
+  st.bind(4, static_cast<std::int64_t>(size)).bind(5, reason).bind(6, now_unix());
   st.step();
 }
 

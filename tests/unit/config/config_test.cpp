@@ -162,3 +162,35 @@ TEST(Config, TicketDefaultsBecomeJson) {
   auto bad = errors_of(std::string(kMinimal) + "tickets:\n  defaults: {title: x}\n");
   ASSERT_EQ(bad.size(), 1u);
 }
+
+TEST(Config, ImapOversizedPolicyAndLimit) {
+  setenv("MAILGATE_TEST_IMAP_PASSWORD", "imap-pass-value", 1);
+  const std::string head =
+      "messenger: {mode: dry-run}\nimap:\n  - {name: o, host: h, username: u, password_env: MAILGATE_TEST_IMAP_PASSWORD";
+  auto defaults = load_config_text(head + "}\n", "t.yaml");
+  ASSERT_TRUE(defaults.config);
+  EXPECT_EQ(defaults.config->imap[0].max_message_size, 64u * 1024 * 1024);
+  EXPECT_EQ(defaults.config->imap[0].oversized_folder, "");  // keep
+  auto moved = load_config_text(head + ", max_message_size: 10MB, oversized: move:Too Big}\n", "t.yaml");
+  ASSERT_TRUE(moved.config) << moved.errors[0].to_string();
+  EXPECT_EQ(moved.config->imap[0].max_message_size, 10u * 1024 * 1024);
+  EXPECT_EQ(moved.config->imap[0].oversized_folder, "Too Big");
+  EXPECT_NE(describe(*moved.config).find("oversized: move:Too Big"), std::string::npos);
+  auto bad = errors_of(head + ", max_message_size: 1GB, oversized: delete}\n");
+  ASSERT_EQ(bad.size(), 2u);
+  EXPECT_NE(bad[0].find("max_message_size must be between"), std::string::npos);
+  EXPECT_NE(bad[1].find("oversized must be keep or move:FOLDER"), std::string::npos);
+}
+
+TEST(Config, LogFormat) {
+  EXPECT_EQ(load_config_text(kMinimal, "t.yaml").config->log.format, LogFormat::Text);
+  auto json = load_config_text(std::string(kMinimal) + "log:\n  format: json\n", "t.yaml");
+  ASSERT_TRUE(json.config);
+  EXPECT_EQ(json.config->log.format, LogFormat::Json);
+  auto unknown = errors_of(std::string(kMinimal) + "log:\n  level: debug\n");
+  ASSERT_EQ(unknown.size(), 1u);
+  EXPECT_NE(unknown[0].find("unknown key 'level' in log"), std::string::npos);
+  auto wrong = errors_of(std::string(kMinimal) + "log:\n  format: xml\n");
+  ASSERT_EQ(wrong.size(), 1u);
+  EXPECT_NE(wrong[0].find("log.format must be text or json"), std::string::npos);
+}

@@ -104,3 +104,42 @@ TEST(ImapUidSet, CompressesRuns) {
   EXPECT_EQ(uid_set({1, 2, 3, 5, 7, 8}), "1:3,5,7:8");
   EXPECT_EQ(uid_set({42}), "42");
 }
+
+// Streamed SEARCH: numbers one by one, never a list of values; anything that
+// is not a plain SEARCH is left to the full parser.
+TEST(ImapSearchScan, NumbersAreReportedOneByOne) {
+  std::vector<std::uint64_t> got;
+  EXPECT_TRUE(scan_search("* SEARCH 2 84 882\r\n", [&](std::uint64_t n) { got.push_back(n); }));
+  EXPECT_EQ(got, (std::vector<std::uint64_t>{2, 84, 882}));
+  got.clear();
+  EXPECT_TRUE(scan_search("* search\r\n", [&](std::uint64_t n) { got.push_back(n); }));  // nothing found
+  EXPECT_TRUE(got.empty());
+  EXPECT_TRUE(scan_search("* SEARCH 5 6 (MODSEQ 917162500)\r\n", [&](std::uint64_t n) { got.push_back(n); }));
+  EXPECT_EQ(got, (std::vector<std::uint64_t>{5, 6}));
+}
+
+TEST(ImapSearchScan, NumbersBeyond64BitsAreReportedOutOfRange) {
+  std::vector<std::uint64_t> got;
+  EXPECT_TRUE(scan_search("* SEARCH 18446744073709551615 99999999999999999999999\r\n",
+                          [&](std::uint64_t n) { got.push_back(n); }));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_GT(got[0], kMaxUid);
+  EXPECT_GT(got[1], kMaxUid);
+}
+
+TEST(ImapSearchScan, OtherResponsesAreNotSearches) {
+  int calls = 0;
+  auto count = [&](std::uint64_t) { ++calls; };
+  EXPECT_FALSE(scan_search("* SEARCHING 1 2\r\n", count));
+  EXPECT_FALSE(scan_search("* 3 EXISTS\r\n", count));
+  EXPECT_FALSE(scan_search("* SEARCH 1 two 3\r\n", count));  // the parser's job (and error)
+  EXPECT_EQ(calls, 0);
+}
+
+TEST(ImapFetchPrefix, UidBeforeTheLiteralIsFound) {
+  EXPECT_EQ(fetch_uid_before_literal("* 3 FETCH (UID 7 BODY[] {120}\r\n"), 7u);
+  EXPECT_EQ(fetch_uid_before_literal("* 3 FETCH (RFC822.SIZE 88 uid 9 BODY[] {88}\r\n"), 9u);
+  EXPECT_EQ(fetch_uid_before_literal("* 3 FETCH (BODY[] {120}\r\n"), std::nullopt);  // UID after the body
+  EXPECT_EQ(fetch_uid_before_literal("* 3 FETCH (FLAGS (\\Seen) UID 4 BODY[] {1}\r\n"), std::nullopt);
+  EXPECT_EQ(fetch_uid_before_literal("* 3 FETCH (UID 18446744073709551616 BODY[] {1}\r\n"), std::nullopt);
+}

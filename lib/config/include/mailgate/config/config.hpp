@@ -78,6 +78,8 @@ struct ImapMailboxConfig {
   std::string move_to;  // folder for AfterImport::Move
   bool idle = true;
   std::chrono::seconds poll_interval{60};
+  std::uint64_t max_message_size = 64ull * 1024 * 1024;  // larger: skipped, recorded, the mailbox moves on
+  std::string oversized_folder;                          // oversized: move:FOLDER ("" = keep on the server)
 };
 
 enum class SenderField { From, ReplyTo };
@@ -102,6 +104,12 @@ struct MetricsConfig {
   ListenAddress listen;
 };
 
+enum class LogFormat { Text, Json };
+
+struct LogConfig {
+  LogFormat format = LogFormat::Text;  // json: one object per line, for log shippers
+};
+
 struct Config {
   std::string file;  // where it was loaded from
   std::string spool_dir = "/var/lib/mailgate";
@@ -112,6 +120,7 @@ struct Config {
   QueueConfig queue;
   nlohmann::json ticket_defaults = nlohmann::json::object();
   std::optional<MetricsConfig> metrics;
+  LogConfig log;
 };
 
 struct ConfigError {

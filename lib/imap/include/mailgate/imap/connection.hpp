@@ -30,15 +30,27 @@ struct ConnectionLimits {
   std::size_t max_line = 8 * 1024 * 1024;     // one line of a response (SEARCH of a huge mailbox)
   std::size_t max_inline_literal = 1024 * 1024;
   std::uint64_t max_streamed_literal = 256ull * 1024 * 1024;
+  // Per command: a server that keeps sending untagged data (a SEARCH that
+  // never ends, bodies nobody asked for) ends the session instead of the
+  // process's memory. Bytes count everything but the literals a sink kept.
+  std::size_t max_untagged_responses = 100'000;
+  std::uint64_t max_untagged_bytes = 64ull * 1024 * 1024;
 };
 
 // Receives a message literal (BODY[]) piece by piece.
 struct LiteralSink {
+  enum class Take {
+    Stream,   // write() gets the bytes
+    Discard,  // read and dropped (counted against max_untagged_bytes)
+    Inline,   // kept in the response, as without a sink
+  };
   virtual ~LiteralSink() = default;
-  // `line` is the response so far; true: stream this literal of `size` bytes here.
-  virtual bool begin(std::string_view line, std::uint64_t size) = 0;
+  // `line` is the response so far, up to the literal of `size` bytes.
+  virtual Take begin(std::string_view line, std::uint64_t size) = 0;
   virtual void write(std::string_view bytes) = 0;
 };
+
+using SearchNumbers = std::function<void(std::uint64_t)>;
 
 struct Tagged {
   std::string status;  // OK NO BAD
@@ -57,9 +69,17 @@ class Connection {
   // Sends one command (without tag and CRLF) and returns its tagged reply;
   // untagged responses on the way go to `on_untagged`, streamable literals
   // to `sink`. A BYE or a broken connection throws.
+  // `search`: "* SEARCH" numbers one by one (scan_search) instead of as a
+  // Response of values.
   net::asio::awaitable<Tagged> command(std::string_view text, const std::function<void(const Response&)>& on_untagged,
-                                       LiteralSink* sink = nullptr);
+                                       LiteralSink* sink = nullptr, const SearchNumbers* search = nullptr);
   net::asio::awaitable<Tagged> command(std::string_view text);
+  // The same, one response at a time, for a caller that must wait between
+  // them (the fetcher commits each body before reading the next): send(),
+  // then next() until it returns the tagged reply (Response::Kind::Tagged).
+  // next() throws on BYE and when the untagged limits are exceeded.
+  net::asio::awaitable<void> send(std::string_view text);
+  net::asio::awaitable<Response> next(LiteralSink* sink = nullptr, const SearchNumbers* search = nullptr);
   // AUTHENTICATE with an initial response (SASL-IR, or sent after "+").
   net::asio::awaitable<Tagged> authenticate(std::string_view mechanism, std::string_view initial_response_base64);
 
@@ -81,7 +101,9 @@ class Connection {
   // returns false (the socket is closed either way).
   net::asio::awaitable<bool> fill(std::chrono::steady_clock::time_point deadline, bool quiet_expiry);
   net::asio::awaitable<std::string> read_line(std::chrono::steady_clock::time_point deadline);
-  net::asio::awaitable<Response> read_response(LiteralSink* sink);
+  // `counted`: bytes that count against max_untagged_bytes (all but kept literals).
+  net::asio::awaitable<Response> read_response(LiteralSink* sink, const SearchNumbers* search = nullptr,
+                                               std::uint64_t* counted = nullptr);
   net::asio::awaitable<void> start_tls(const std::string& host);
   std::string next_tag();
 
@@ -95,6 +117,9 @@ class Connection {
   bool preauth_ = false;
   unsigned tag_counter_ = 0;
   std::string out_;
+  std::string tag_;  // of the command in progress (send/next)
+  std::size_t untagged_count_ = 0;
+  std::uint64_t untagged_bytes_ = 0;
 };
 
 }  // namespace mailgate::imap

@@ -43,6 +43,14 @@ struct MailboxSettings {
   std::chrono::seconds poll_interval{60};
   std::chrono::seconds idle_restart{25 * 60};  // RFC 2177: servers may drop an IDLE after 30 min
   std::size_t batch = 50;                      // messages per UID FETCH
+  // Larger messages are skipped (RFC822.SIZE, or a literal that turns out
+  // larger): logged, recorded in the spool (imap_skipped) and left on the
+  // server, or moved to `oversized_folder` when set; the mark passes them.
+  std::uint64_t max_message_size = 64ull * 1024 * 1024;
+  std::string oversized_folder;
+  // UIDs above the mark taken from one SEARCH (the lowest ones); the rest
+  // are searched for again once these are imported.
+  std::size_t max_search_uids = 10'000;
   std::chrono::milliseconds backoff_base{1000};
   std::chrono::milliseconds backoff_cap{300'000};
   ConnectionLimits limits;
@@ -62,8 +70,13 @@ class Fetcher {
   net::asio::awaitable<void> session();
   net::asio::awaitable<void> login(Connection& c);
   net::asio::awaitable<void> import_new(Connection& c);
+  // The lowest max_search_uids UIDs above the mark; `more`: there were others.
+  net::asio::awaitable<std::vector<std::uint64_t>> search(Connection& c, bool& more);
   net::asio::awaitable<void> fetch_batch(Connection& c, const std::vector<std::uint64_t>& uids);
   net::asio::awaitable<void> acknowledge(Connection& c, const std::string& uid_set);
+  // UID MOVE (or COPY + delete) into `folder`, creating it when asked to.
+  net::asio::awaitable<Tagged> move(Connection& c, const std::string& set, const std::string& folder);
+  net::asio::awaitable<Tagged> expunge(Connection& c, const std::string& set);
   net::asio::awaitable<void> sleep(std::chrono::milliseconds d);
   std::string read_token() const;
 
@@ -75,7 +88,7 @@ class Fetcher {
   Connection* current_ = nullptr;
   net::asio::steady_timer sleeper_;
   bool stopping_ = false;
-  bool selected_ = false;  // the current session got as far as SELECT
+  bool imported_ = false;  // the current session advanced the mark: backoff starts again
   std::uint64_t uidvalidity_ = 0;
   std::uint64_t last_uid_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -53,6 +54,21 @@ std::vector<std::string> capabilities_of(const Response& r);
 // Quotes a string for a command: an atom-safe quoted string, or nullopt when
 // it has CR, LF or NUL (then a literal must be used).
 std::optional<std::string> quote(std::string_view s);
+
+// RFC 3501 §2.3.1.1: a UID is a 32-bit nz-number. Anything larger is a
+// protocol error, never a mark: 2^64-1 would wrap "last UID + 1" to 0.
+inline constexpr std::uint64_t kMaxUid = 4'294'967'295ull;
+
+// "* SEARCH 1 2 3" (a CONDSTORE "(MODSEQ n)" at the end is ignored): each
+// number goes to `on_number` as it is read, so a huge result never becomes a
+// list of values. False, and nothing reported, when `wire` is not such a
+// response (parse_response reads it then). A number too large for 64 bits is
+// reported as UINT64_MAX: out of any UID's range.
+bool scan_search(std::string_view wire, const std::function<void(std::uint64_t)>& on_number);
+
+// The UID of a FETCH response from its text before a literal
+// ("* 3 FETCH (UID 7 BODY[] {120}" gives 7), when "UID n" comes first.
+std::optional<std::uint64_t> fetch_uid_before_literal(std::string_view line);
 
 // "{123}", "{123+}" or "~{123}" at the end of a line (without CRLF): the size.
 std::optional<std::uint64_t> literal_size_at_end(std::string_view line);

@@ -140,6 +140,10 @@ class Spool {
   };
   ImapMark imap_mark(const std::string& mailbox);
   void set_imap_mark(const std::string& mailbox, const ImapMark& mark);
+  // A message the fetcher skipped (larger than the mailbox's limit): the
+  // mark passes it, this row says which one it was (table imap_skipped).
+  void record_imap_skip(const std::string& mailbox, std::uint64_t uidvalidity, std::uint64_t uid, std::uint64_t size,
+                        const std::string& reason);
 
   // ---- monitoring (/metrics, /healthz) ----
   struct Stats {
