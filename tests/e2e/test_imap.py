@@ -602,7 +602,7 @@ class ServerQuirks(unittest.TestCase):
         big = mail("big", size=120 * 1024)
         server = self.server({1: mail("small one"), 2: big, 3: mail("small two")})
         m = self.start(server, extra_yaml="  max_size: 100KB\n", after_import="seen")
-        wait_for(lambda: m.log_text().count("the spool refuses mail (UID 2)") >= 2, 60, what="UID 2 refused twice")
+        wait_for(lambda: m.log_text().count("the spool refuses mail: spool queue full (UID 2)") >= 2, 60, what="UID 2 refused twice")
         self.assertEqual(set(server.stored), {"1"})
         self.assertEqual(spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'"), [(1,)])
         m.stop()

@@ -469,7 +469,7 @@ awaitable<void> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint6
     }
     const auto& r = it->second;
     if (r.kind == spool::AcceptResult::Kind::TemporaryFailure) {
-      stop = "the spool refuses mail (UID " + std::to_string(uid) + "): " + r.reason;
+      stop = "the spool refuses mail: " + r.reason + " (UID " + std::to_string(uid) + ")";
       break;  // keep the order: the mark never passes a message not yet safe
     }
     log::info("imap.message", {{"mailbox", s_.name}, {"uid", std::to_string(uid)}, {"spool_id", r.id},
@@ -479,7 +479,10 @@ awaitable<void> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint6
   }
   if (!imported.empty() || !skipped.empty()) {
     failpoint("imap_after_spool_commit");
-    if (!imported.empty()) co_await acknowledge(c, uid_set(imported));
+    if (!imported.empty()) {
+      const std::string imported_set = uid_set(imported);
+      co_await acknowledge(c, imported_set);
+    }
     if (!skipped.empty()) {
       for (std::uint64_t uid : skipped) {
         const std::string action = s_.oversized_folder.empty() ? "kept" : "moved:" + s_.oversized_folder;
