@@ -564,7 +564,8 @@ class ServerQuirks(unittest.TestCase):
         self.assertIn("imap.unrequested_bodies mailbox=quirky count=601", log)  # 600 strangers + the second copy
         self.assertNotIn("Too many open files", log)
         self.assertEqual(os.listdir(os.path.join(m.spool, "tmp")), [])
-        self.assertEqual(spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'"), [(1,)])
+        wait_for(lambda: spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'") == [(1,)], 30,
+                 what="the mark at UID 1")
 
     def test_a_uid_beyond_32_bits_is_a_protocol_error_and_never_becomes_the_mark(self):
         server = self.server({1: mail("one"), 2: mail("two")}, extra_uids_once=[2 ** 64 - 1])
@@ -573,7 +574,8 @@ class ServerQuirks(unittest.TestCase):
         log = m.log_text()
         self.assertIn("the server sent UID 18446744073709551615", log)
         self.assertNotIn("extra 18446744073709551615", "".join(r.decode(errors="replace") for r in spooled(m)))
-        self.assertEqual(spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'"), [(2,)])
+        wait_for(lambda: spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'") == [(2,)], 30,
+                 what="the mark at UID 2")
 
     def test_a_body_larger_than_its_announced_size_is_skipped_and_recorded(self):
         big = mail("too big after all", size=200 * 1024)
@@ -610,7 +612,9 @@ class ServerQuirks(unittest.TestCase):
         wait_for(lambda: "2:3" in server.stored, 60, what="UIDs 2 and 3 acknowledged")
         self.assertEqual(sorted(r.split(b"Subject: ")[1].split(b"\r\n")[0] for r in spooled(m2)),
                          [b"big", b"small one", b"small two"])
-        self.assertEqual(spool_db(m2, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'"), [(3,)])
+        # The mark moves once the STORE is answered (the server records it before answering).
+        wait_for(lambda: spool_db(m2, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'") == [(3,)], 30,
+                 what="the mark at UID 3")
 
     def test_a_connection_dropped_at_the_store_is_acknowledged_on_the_next_session(self):
         # Issue 15, mutant (b): the mark moves only after after_import. The
@@ -642,6 +646,15 @@ class ServerQuirks(unittest.TestCase):
             for raw in (b"\x1b", b"\x07", b"\xc2\x9b"):
                 self.assertNotIn(raw, out)
         self.assertIn(b"message_id: evil\\x1b]0;owned\\x07\\x1b[2J\\u009B@x\n", shown)
+
+    def test_log_format_json_writes_one_object_per_line(self):
+        server = self.server({1: mail("json one")})
+        m = self.start(server, extra_yaml="log:\n  format: json\n")
+        wait_for(lambda: server.stored, 30, what="the message imported")
+        events = [json.loads(line) for line in m.log_text().splitlines() if line.strip()]
+        imported = [e for e in events if e["event"] == "imap.message"]
+        self.assertEqual(len(imported), 1)
+        self.assertEqual((imported[0]["level"], imported[0]["mailbox"], imported[0]["uid"]), ("info", "quirky", "1"))
 
 
 class TokenIntrospection(http.server.ThreadingHTTPServer):
