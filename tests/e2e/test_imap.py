@@ -532,7 +532,17 @@ class ServerQuirks(unittest.TestCase):
 
     def test_an_endless_search_answer_ends_the_session_with_bounded_memory(self):
         server = self.server({1: mail("one")}, search_flood=64 * 1024)
-        m = self.start(server)
+        # ASan's quarantine holds up to 256 MB of freed memory: keep it small so
+        # that RSS shows what mailgate holds, not what the sanitizer does.
+        asan = os.environ.get("ASAN_OPTIONS")
+        os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=16"
+        try:
+            m = self.start(server)
+        finally:
+            if asan is None:
+                del os.environ["ASAN_OPTIONS"]
+            else:
+                os.environ["ASAN_OPTIONS"] = asan
         peak = 0
         deadline = time.monotonic() + 90
         while not server.flood_ended.is_set() and time.monotonic() < deadline:
@@ -541,7 +551,8 @@ class ServerQuirks(unittest.TestCase):
         self.assertTrue(server.flood_ended.is_set(), "mailgate kept reading the flood")
         wait_for(lambda: "bytes of untagged data for one command" in m.log_text(), 10)
         self.assertLess(server.floods[0], 128 << 20)  # the 64 MB budget (plus socket buffers)
-        self.assertLess(peak, 400, "RSS %.0f MB while reading the flood" % peak)
+        print("flood: %d MB read, peak RSS %.0f MB" % (server.floods[0] >> 20, peak))
+        self.assertLess(peak, 250, "RSS %.0f MB while reading the flood" % peak)
         self.assertIsNone(m.proc.poll())  # still serving
 
     def test_an_endless_stream_of_short_untagged_responses_is_cut_by_count(self):
