@@ -588,6 +588,23 @@ class ServerQuirks(unittest.TestCase):
         wait_for(lambda: spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'") == [(2,)], 30,
                  what="the mark at UID 2")
 
+    def test_a_mark_poisoned_by_an_old_version_is_repaired(self):
+        # Before the fix a UID of 2^64-1 became the mark and nothing was ever
+        # imported again; such a saved mark now means a rescan.
+        server = self.server({})
+        m = self.start(server)
+        wait_for(lambda: spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='quirky'") == [(0,)], 30)
+        m.stop()
+        import sqlite3
+        db = sqlite3.connect(os.path.join(m.spool, "state.sqlite"))
+        db.execute("UPDATE imap_marks SET last_uid=-1 WHERE mailbox='quirky'")  # 2^64-1 as SQLite stores it
+        db.commit()
+        db.close()
+        server.messages[1] = mail("after the repair")
+        m2 = self.start(server)
+        wait_for(lambda: len(spooled(m2)) == 1, 30, what="the message imported")
+        self.assertIn("imap.mark_out_of_range mailbox=quirky last_uid=18446744073709551615", m2.log_text())
+
     def test_a_body_larger_than_its_announced_size_is_skipped_and_recorded(self):
         big = mail("too big after all", size=200 * 1024)
         server = self.server({1: mail("small one"), 2: big, 3: mail("small two")}, size_lie=True)

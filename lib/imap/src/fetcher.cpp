@@ -263,6 +263,15 @@ awaitable<void> Fetcher::session() {
   if (!sel.ok()) throw ImapError(ImapError::Kind::Protocol, "cannot select " + s_.folder + ": " + sel.response.text);
 
   auto mark = spool_.imap_mark(s_.name);
+  if (mark.last_uid > kMaxUid) {
+    // Saved by a version that took a hostile UID of 2^64-1 as the mark: no
+    // UID can follow it, so the mailbox would never import again. Rescan;
+    // the seen-set recognises what was imported.
+    log::warn("imap.mark_out_of_range", {{"mailbox", s_.name}, {"last_uid", std::to_string(mark.last_uid)},
+                                         {"note", "rescanning; already imported messages are recognised"}});
+    mark.last_uid = 0;
+    spool_.set_imap_mark(s_.name, mark);
+  }
   if (mark.uidvalidity != uidvalidity) {
     // The mailbox was rebuilt (or this is the first visit): every UID is
     // new. Scan it all; the seen-set drops what was imported before.
