@@ -165,7 +165,10 @@ class DurabilityOrder(unittest.TestCase):
         self.assertTrue(dir_synced, "the queue/ directory fsync'd after the rename and before the 250 of %s; "
                                     "queue/ syncs seen: %r" % (where, dir_syncs))
 
-        db_syncs = [c for c in calls if c.name in ("fsync", "fdatasync")
+        # The transaction that records this message runs on the thread that
+        # renamed it; the processor's own later commits (other threads) must
+        # not stand in for it.
+        db_syncs = [c for c in calls if c.name in ("fsync", "fdatasync") and c.pid == rename.pid
                     and re.fullmatch(re.escape(spool) + r"/state\.sqlite(-wal|-journal)?", c.fd_path())]
         first_dir_sync = min(c.end for c in dir_synced)
         self.assertTrue(any(first_dir_sync < c.start and c.end < reply for c in db_syncs),
