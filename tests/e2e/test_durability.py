@@ -12,7 +12,7 @@ so a crash test cannot see a missing sync; strace can. The daemon runs under
 
 each completed before the next begins. Also here: queue.min_free_space
 against the real disk answers 452 at MAIL FROM."""
-import os, re, shutil, signal, subprocess, threading, unittest, uuid
+import os, re, shutil, signal, socket, subprocess, threading, unittest, uuid
 
 from harness import MAILGATE, Mailgate, SmtpConversation, Workdir, wait_for
 
@@ -102,8 +102,18 @@ class TracedMailgate(Mailgate):
         self.proc = subprocess.Popen(["strace", "-f", "-qq", "-y", "-tt", "-s", "256", "-e", "signal=none",
                                       "-e", "trace=" + TRACED, "-o", self.trace,
                                       MAILGATE, "serve", "--config", self.config], stderr=self.log, env=env)
-        from harness import wait_port
-        wait_port(self.port, timeout=60)
+        def up_or_exited():
+            if self.proc.poll() is not None:
+                return True
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return True
+            except OSError:
+                return False
+        wait_for(up_or_exited, 60, what="mailgate under strace to listen")
+        if self.proc.poll() is not None:  # e.g. ptrace not permitted in this container
+            raise AssertionError("strace/mailgate exited with %s before listening: %s"
+                                 % (self.proc.returncode, self.log_text()[-2000:]))
         return self
 
     def stop(self):
