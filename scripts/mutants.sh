@@ -7,7 +7,7 @@
 # per mutant and a score; exits non-zero if any mutant survives, no longer
 # applies (stale), does not compile (broken), or if a test already fails
 # without any mutant (baseline).
-#   usage: scripts/mutants.sh [--no-baseline] [NAME-SUBSTRING...]
+#   usage: scripts/mutants.sh [--no-baseline] [NUMBER | NAME-SUBSTRING...]
 #   MAILGATE_MUTANTS_DIR  scratch directory (default build-mutants/ in this
 #                         tree: under /work, ccache's base_dir shares the
 #                         normal build's objects)
@@ -27,7 +27,7 @@ filters=()
 for arg in "$@"; do
   case "$arg" in
     --no-baseline) baseline=0 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) filters+=("$arg") ;;
   esac
 done
@@ -40,7 +40,10 @@ while IFS=$'\t' read -r name tgt tst _; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   if [ ${#filters[@]} -gt 0 ]; then
     keep=0
-    for f in "${filters[@]}"; do [[ "$name" == *"$f"* ]] && keep=1; done
+    for f in "${filters[@]}"; do
+      if [[ "$f" =~ ^[0-9]+$ ]]; then [[ "${name%%-*}" == "$f" ]] && keep=1  # a number: that mutant
+      else [[ "$name" == *"$f"* ]] && keep=1; fi                              # a word: every name with it
+    done
     [ $keep -eq 1 ] || continue
   fi
   names+=("$name") targets+=("$tgt") tests+=("$tst")
