@@ -50,11 +50,11 @@ class Syscall:
 
     def fd_path(self):
         """The first argument's path as `strace -y` prints it: 7</x/queue> → /x/queue."""
-        m = re.match(r"\s*-?\d+<(.*?)>[,)]", self.args)
+        m = re.match(r"\s*-?\d+<(.*?)>\s*[,)]", self.args)
         return m.group(1) if m else ""
 
     def __repr__(self):
-        return "%s(%s) [%d..%d]" % (self.name, self.args[:120], self.start, self.end)
+        return "%s(%s) [lines %d..%d]" % (self.name, self.args[:160], self.start, self.end)
 
 
 LINE = re.compile(r"^(\d+)\s+\d\d:\d\d:\d\d\.\d+\s+(.*)$")
@@ -82,7 +82,7 @@ def parse_trace(path):
                 continue
             name, args = call.group(1), call.group(2)
             if args.endswith("<unfinished ...>"):
-                pending[pid] = (name, args[: -len("<unfinished ...>")], n)
+                pending[pid] = (name, args[: -len("<unfinished ...>")].rstrip(), n)
             else:
                 calls.append(Syscall(pid, name, args, n, n))
     return calls
@@ -147,7 +147,10 @@ class DurabilityOrder(unittest.TestCase):
         spool = os.path.realpath(self.mg.spool)
         tmp_file = "%s/tmp/%s.tmp" % (spool, spool_id)
         queued_file = "%s/queue/%s.eml" % (spool, spool_id)
-        where = "message %s (trace: %s)" % (spool_id, self.mg.trace)
+        # On failure, the calls that matter (the workdir and its trace are removed).
+        relevant = [c for c in calls if spool_id in c.args or c.name in SYNCS or c.name in RENAMES]
+        where = "message %s; its calls and every sync/rename:\n%s\n" % (
+            spool_id, "\n".join("  tid %d %s" % (c.pid, c) for c in relevant))
 
         replies = [c for c in calls if c.name in WRITES and ("queued as " + spool_id) in c.args
                    and re.match(r"\s*\d+<(socket|TCP|TCPv6):", c.args)]
