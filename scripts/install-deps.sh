@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev
   python3 swaks libnet-ssleay-perl libio-socket-ssl-perl  # real SMTP clients (swaks --tls)
   postfix dovecot-imapd systemd curl ca-certificates   # real peers: MTA, IMAP, systemd-analyze
+  strace                                              # tests/e2e/test_durability.py: the sync order before 250
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# MAILGATE_UPDATE_GOLDEN rewrites the golden files instead of comparing with
+# them: a test run with it set proves nothing, so the test command refuses it.
+if [ -n "${MAILGATE_UPDATE_GOLDEN+set}" ]; then
+  echo "scripts/test.sh: MAILGATE_UPDATE_GOLDEN is set; it rewrites tests/corpus/*.json instead of testing them." >&2
+  echo "  Unset it (update goldens with: MAILGATE_UPDATE_GOLDEN=1 build/bin/mailgate_golden_tests)." >&2
+  exit 2
+fi
 scripts/install-deps.sh
 jobs=$(nproc)
 

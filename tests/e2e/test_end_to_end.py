@@ -83,9 +83,6 @@ class EndToEnd(unittest.TestCase):
         self.assertIn(b"not an email message", r.stderr)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class Monitoring(unittest.TestCase):
     """metrics.listen: /metrics in Prometheus text format, /healthz."""
@@ -117,3 +114,7 @@ class Monitoring(unittest.TestCase):
         finally:
             m.stop()
             work.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -4,6 +4,7 @@
 #include "mailgate/spool/spool.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/statvfs.h>
 
 #include <filesystem>
 #include <fstream>
@@ -25,6 +26,16 @@ class SpoolTest : public ::testing::Test {
   std::unique_ptr<Spool> open(SpoolLimits limits = {0, 0}) { return Spool::open(dir.string(), limits); }
   fs::path dir;
 };
+
+// What statvfs says is free for an unprivileged writer under `dir` — the
+// figure the spool compares with queue.min_free_space.
+std::uint64_t free_bytes_under(const fs::path& dir) {
+  struct statvfs v {};
+  if (::statvfs(dir.c_str(), &v) != 0) return 0;
+  return static_cast<std::uint64_t>(v.f_bavail) * v.f_frsize;
+}
+
+constexpr std::uint64_t kTiB = 1024ull * 1024 * 1024 * 1024;
 
 std::string mail(const std::string& message_id, const std::string& body = "hello") {
   std::string m = "From: a@example.org\r\nSubject: s\r\n";
@@ -203,4 +214,37 @@ TEST_F(SpoolTest, GroupCommitRestartsAfterStopAndSeesEarlierMessages) {
   s->stop_committer();
   EXPECT_EQ(second.kind, AcceptResult::Kind::Duplicate);
   EXPECT_EQ(second.id, first.id);
+}
+
+// queue.min_free_space with the real disk: the other tests switch the check
+// off ({0, 0}); these set the limit around what statvfs reports, so a spool
+// that stopped looking at the disk fails them.
+TEST_F(SpoolTest, ALimitAboveTheDisksFreeSpaceRefusesMail) {
+  { open(); }  // creates the directories, so statvfs sees the spool's file system
+  const std::uint64_t free_now = free_bytes_under(dir);
+  ASSERT_GT(free_now, 0u);
+  auto s = open({0, free_now + kTiB});
+  auto why = s->check_capacity();
+  ASSERT_TRUE(why.has_value()) << "a disk with less free space than min_free_space must refuse mail";
+  EXPECT_EQ(*why, "spool disk nearly full");
+  auto r = s->accept(mail("nofree@x"), "smtp");
+  EXPECT_EQ(r.kind, AcceptResult::Kind::TemporaryFailure);
+  EXPECT_EQ(r.reason, "spool disk nearly full");
+  EXPECT_TRUE(s->list().empty());
+  EXPECT_TRUE(fs::is_empty(dir / "tmp"));
+  EXPECT_TRUE(fs::is_empty(dir / "queue"));
+}
+
+TEST_F(SpoolTest, ALimitBelowTheDisksFreeSpaceAcceptsMailThatFits) {
+  { open(); }
+  const std::uint64_t free_now = free_bytes_under(dir);
+  ASSERT_GT(free_now, 0u);
+  auto s = open({0, free_now / 4});  // leaves three quarters of the disk for the test's own writes
+  EXPECT_FALSE(s->check_capacity().has_value());
+  EXPECT_EQ(s->accept(mail("roomy@x"), "smtp").kind, AcceptResult::Kind::Accepted);
+  // A message announced (SMTP SIZE) larger than what the limit leaves is
+  // refused before a byte of it is written.
+  auto why = s->check_capacity(free_now);
+  ASSERT_TRUE(why.has_value());
+  EXPECT_EQ(*why, "spool disk nearly full");
 }
