@@ -9,6 +9,8 @@ packages=(
   libgtest-dev libgmock-dev
   python3 swaks libnet-ssleay-perl libio-socket-ssl-perl  # real SMTP clients (swaks --tls)
   postfix dovecot-imapd systemd curl ca-certificates   # real peers: MTA, IMAP, systemd-analyze
+  scdoc man-db prometheus                              # man pages (build, man -l), promtool check/test rules
+  dpkg-dev lintian debootstrap systemd-container buildah  # scripts/build-deb.sh, system-test.sh, build-image.sh
 )
 missing=()
 for p in "${packages[@]}"; do
