@@ -84,17 +84,18 @@ set(CPACK_PACKAGE_NAME mailgate)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "mailgate maintainers <mailgate@inbenta.com>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "email to Inbenta Messenger tickets (SMTP, LMTP, IMAP)")
+# CPack writes the summary as the synopsis, then these lines, each indented
+# and an empty line as " .".
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-    "email to Inbenta Messenger tickets (SMTP, LMTP, IMAP)
- mailgate receives mail from an MTA (SMTP or LMTP relay, or a pipe
- transport) or imports it from IMAP mailboxes, keeps every message in a
- durable spool and turns each into one ticket of the Inbenta Messenger API:
- the sender becomes a Messenger user, attachments and inline images become
- uploaded media.
- .
- The package installs a hardened systemd unit and a configuration in
- dry-run mode: tickets are written as JSON files under /var/lib/mailgate
- until the API credentials are configured (see README.Debian).")
+    "mailgate receives mail from an MTA (SMTP or LMTP relay, or a pipe
+transport) or imports it from IMAP mailboxes, keeps every message in a
+durable spool and turns each into one ticket of the Inbenta Messenger API:
+the sender becomes a Messenger user, attachments and inline images become
+uploaded media.
+
+The package installs a hardened systemd unit and a configuration in
+dry-run mode: tickets are written as JSON files under /var/lib/mailgate
+until the API credentials are configured (see README.Debian).")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION mail)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
