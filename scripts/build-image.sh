@@ -53,11 +53,12 @@ SOURCES
   buildah commit --quiet --rm "$ctr" docker.io/library/debian:12 >/dev/null
 fi
 
-# 2. The images. --pull=never: only the local base, no registry.
+# 2. The images. --pull=never: only the local base, no registry. --format
+# docker: the OCI format has no HEALTHCHECK.
 echo "build-image: building $image from docker/Dockerfile"
-buildah bud --quiet --pull=never --layers -f docker/Dockerfile -t "$image" . > "$cache/build-image.log" 2>&1 \
+buildah bud --quiet --format docker --pull=never --layers -f docker/Dockerfile -t "$image" . > "$cache/build-image.log" 2>&1 \
   || { tail -40 "$cache/build-image.log"; echo "FAIL: buildah bud docker/Dockerfile"; exit 1; }
-buildah bud --quiet --pull=never --layers -f docker/postfix.Dockerfile -t localhost/mailgate-postfix:$version docker \
+buildah bud --quiet --format docker --pull=never --layers -f docker/postfix.Dockerfile -t localhost/mailgate-postfix:$version docker \
   > "$cache/build-postfix.log" 2>&1 \
   || { tail -40 "$cache/build-postfix.log"; echo "FAIL: buildah bud docker/postfix.Dockerfile"; exit 1; }
 
@@ -75,7 +76,7 @@ expect "volume" "$(cfg '{{range $v, $_ := .OCIv1.Config.Volumes}}{{$v}}{{end}}')
 expect "stop signal" "$(cfg '{{.OCIv1.Config.StopSignal}}')" SIGTERM
 expect "entrypoint" "$(cfg '{{.OCIv1.Config.Entrypoint}}')" "[/usr/sbin/mailgate]"
 expect "cmd" "$(cfg '{{.OCIv1.Config.Cmd}}')" "[serve --config /etc/mailgate/mailgate.yaml]"
-health=$(cfg '{{if .Docker.Config.Healthcheck}}{{json .Docker.Config.Healthcheck.Test}}{{end}}')
+health=$(cfg '{{if .Docker.Config.Healthcheck}}{{.Docker.Config.Healthcheck.Test}}{{end}}')
 case $health in *"/healthz"*) ok "healthcheck: $health" ;; *) fail "healthcheck on /healthz: got '$health'" ;; esac
 
 ctr=$(buildah from --pull=never "$image")
