@@ -41,7 +41,7 @@ Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
-    rm -rf "$base_root.tmp"/var/cache/apt/archives/*.deb "$base_root.tmp"/var/lib/apt/lists/*
+    rm -rf "$base_root.tmp"/var/cache/apt/archives/*.deb "$base_root.tmp"/var/cache/apt/*.bin "$base_root.tmp"/var/lib/apt/lists/*
     mv "$base_root.tmp" "$base_root"
   fi
   echo "build-image: importing $base_root as docker.io/library/debian:12"
@@ -91,11 +91,14 @@ else
   fail "check-config: $out"
 fi
 grep -q '^  mode: dry-run$' "$mnt/etc/mailgate/mailgate.yaml" && ok "config is dry-run" || fail "config is not dry-run"
-[ "$(stat -c %U "$mnt/var/lib/mailgate")" = mailgate ] && ok "/var/lib/mailgate belongs to mailgate" || fail "/var/lib/mailgate owner"
-# Slim: no compiler, no headers, no package lists.
-dev=$(chroot "$mnt" dpkg-query -W -f='${Package}\n' | grep -E -- '-dev$|^g\+\+|^gcc|^cmake' || true)
+uid=$(chroot "$mnt" id -u mailgate)
+[ "$(stat -c %u "$mnt/var/lib/mailgate")" = "$uid" ] && ok "/var/lib/mailgate belongs to mailgate (uid $uid)" \
+  || fail "/var/lib/mailgate owner: uid $(stat -c %u "$mnt/var/lib/mailgate"), want $uid"
+# Slim: no compiler, no headers, no package lists or caches.
+dev=$(chroot "$mnt" dpkg-query -W -f='${Package}\n' | grep -E -- '-dev$|^g\+\+|^gcc(-[0-9]+)?$|^cpp|^cmake|^make$' || true)
 [ -z "$dev" ] && ok "no build tools or -dev packages" || fail "build packages in the runtime image: $dev"
 [ -z "$(ls -A "$mnt/var/lib/apt/lists" 2>/dev/null | grep -v '^lock$\|^partial$' || true)" ] && ok "no APT lists" || fail "APT lists left"
+[ -z "$(find "$mnt/var/cache/apt" -name '*.bin' -o -name '*.deb' | head -1)" ] && ok "no APT caches" || fail "APT caches left in /var/cache/apt"
 echo "     runtime root: $(du -sh --exclude=proc "$mnt" | cut -f1), packages: $(chroot "$mnt" dpkg-query -W | wc -l)"
 
 # The daemon itself, as the image runs it (its own network namespace, so the
@@ -110,7 +113,7 @@ unshare --net --fork bash -c '
   chroot --userspec=mailgate:mailgate "$1" /usr/sbin/mailgate serve --config /etc/mailgate/mailgate.yaml 2>"$3" &
   pid=$!
   for i in $(seq 1 100); do
-    chroot --userspec=mailgate:mailgate "$1" bash -c "$2" && break
+    chroot --userspec=mailgate:mailgate "$1" bash -c "$2" 2>/dev/null && break
     sleep 0.1
   done
   chroot --userspec=mailgate:mailgate "$1" bash -c "$2"; rc=$?
