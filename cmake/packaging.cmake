@@ -14,6 +14,7 @@
 #   /etc/mailgate/mailgate.yaml             conffile: the example config in dry-run
 #   /usr/share/man/man8/mailgate.8.gz, man5/mailgate.yaml.5.gz
 #   /usr/share/doc/mailgate/{README.Debian,copyright,changelog.gz,mailgate.example.yaml}
+#   /usr/share/doc/mailgate/examples/{mailgate.json,alerts.yml}   Grafana, Prometheus
 # The unit runs /usr/sbin/mailgate with /etc/mailgate/mailgate.yaml, so the
 # default prefix is /usr (not /usr/local) and the config always goes to /etc.
 if(CMAKE_INSTALL_PREFIX_INITIALIZED_TO_DEFAULT)
@@ -78,6 +79,10 @@ install(FILES ${PROJECT_SOURCE_DIR}/packaging/debian/README.Debian
               ${CMAKE_BINARY_DIR}/packaging/changelog.gz
               ${PROJECT_SOURCE_DIR}/config/mailgate.example.yaml
         DESTINATION ${mailgate_docdir})
+# The dashboard and alerting rules, for the admin's Grafana and Prometheus.
+install(FILES ${PROJECT_SOURCE_DIR}/contrib/grafana/mailgate.json
+              ${PROJECT_SOURCE_DIR}/contrib/prometheus/alerts.yml
+        DESTINATION ${mailgate_docdir}/examples)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME mailgate)

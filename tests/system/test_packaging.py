@@ -141,7 +141,8 @@ class InstallLayout(unittest.TestCase):
         for p in ("/usr/sbin/mailgate", "/lib/systemd/system/mailgate.service", "/etc/mailgate/mailgate.yaml",
                   "/usr/share/man/man8/mailgate.8.gz", "/usr/share/man/man5/mailgate.yaml.5.gz",
                   "/usr/share/doc/mailgate/README.Debian", "/usr/share/doc/mailgate/copyright",
-                  "/usr/share/doc/mailgate/changelog.gz", "/usr/share/doc/mailgate/mailgate.example.yaml"):
+                  "/usr/share/doc/mailgate/changelog.gz", "/usr/share/doc/mailgate/mailgate.example.yaml",
+                  "/usr/share/doc/mailgate/examples/mailgate.json", "/usr/share/doc/mailgate/examples/alerts.yml"):
             self.assertTrue(os.path.isfile(self.path(p)), p)
         self.assertTrue(os.access(self.path("/usr/sbin/mailgate"), os.X_OK))
         self.assertFalse(os.path.exists(self.path("/usr/bin")), "nothing but the daemon is installed")
