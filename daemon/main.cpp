@@ -26,6 +26,8 @@ Options:
 
 Exit status follows sysexits.h: 0 ok, 64 usage, 65 bad input, 75 try again,
 78 configuration error.
+
+Manuals: mailgate(8), mailgate.yaml(5).
 )";
 
 }  // namespace

@@ -10,6 +10,8 @@ packages=(
   python3 swaks libnet-ssleay-perl libio-socket-ssl-perl  # real SMTP clients (swaks --tls)
   postfix dovecot-imapd systemd curl ca-certificates   # real peers: MTA, IMAP, systemd-analyze
   strace                                              # tests/e2e/test_durability.py: the sync order before 250
+  scdoc man-db prometheus                              # man pages (build, man -l), promtool check/test rules
+  dpkg-dev lintian debootstrap systemd-container buildah  # scripts/build-deb.sh, system-test.sh, build-image.sh
 )
 missing=()
 for p in "${packages[@]}"; do

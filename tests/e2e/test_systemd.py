@@ -12,13 +12,26 @@ class SystemdUnit(unittest.TestCase):
             unit = f.read()
         self.assertIn("Type=notify", unit)
         self.assertIn("DynamicUser=yes", unit)
+        # Issue 13: the kernel bounds memory, descriptors and tasks.
+        settings = dict(l.split("=", 1) for l in unit.splitlines() if "=" in l and not l.startswith("#"))
+        self.assertEqual(settings.get("MemoryMax"), "1G")
+        self.assertGreaterEqual(int(settings.get("LimitNOFILE", "0")), 4096)
+        self.assertGreaterEqual(int(settings.get("TasksMax", "0")), 16)
+        self.assertIn("ExecStart=/usr/sbin/mailgate serve", unit)
         d = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, d)
         # verify checks that ExecStart exists: point it at the built binary.
         path = os.path.join(d, "mailgate.service")
         with open(path, "w") as f:
-            f.write(unit.replace("/usr/local/bin/mailgate", os.path.abspath(MAILGATE)))
-        r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
+            f.write(unit.replace("/usr/sbin/mailgate", os.path.abspath(MAILGATE)))
+        # verify runs `man` for each Documentation=man:... page: offer the
+        # pages built next to the binary (build/man, from man/*.scd).
+        built = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(MAILGATE))), "man")
+        for page, section in (("mailgate.8", "man8"), ("mailgate.yaml.5", "man5")):
+            os.makedirs(os.path.join(d, "man", section), exist_ok=True)
+            shutil.copy(os.path.join(built, page), os.path.join(d, "man", section, page))
+        env = dict(os.environ, MANPATH=os.path.join(d, "man"))
+        r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True, env=env)
         problems = [l for l in (r.stdout + r.stderr).splitlines()
                     if "mailgate.service" in l and "Documentation" not in l]
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
