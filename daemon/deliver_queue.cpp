@@ -128,6 +128,7 @@ int queue(const std::vector<std::string>& in) {
               << "\nmessage_id: " << m->message_id << "\nsize: " << m->size << "\nreceived: " << when(m->received_at)
               << "\nattempts: " << m->attempts << "\nnext_attempt: " << when(m->next_attempt_at)
               << "\nlast_error: " << m->last_error << "\nuser: " << m->user_uuid << "\nticket: " << m->ticket_id
+              << "\nticket_full_uuid: " << m->ticket_full_uuid
               << "\noutcome: " << m->outcome << "\nfile: " << spool->existing_path(m->id, m->state) << "\n";
     for (const auto& media : spool->media(id))
       std::cout << "media: " << media.ref << " " << media.uuid << " uploaded " << when(media.uploaded_at) << "\n";
