@@ -800,7 +800,8 @@ nlohmann::json FakeMessenger::state_json() const {
   std::lock_guard lock(impl_->mu);
   nlohmann::json j;
   j["users"] = nlohmann::json::array();
-  for (const auto& u : impl_->users) j["users"].push_back({{"id", u.id}, {"name", u.name}, {"address", u.address}});
+  for (const auto& u : impl_->users)
+    j["users"].push_back({{"id", std::stol(u.id)}, {"name", u.name}, {"address", u.address}});  // integers, as the API
   j["media"] = nlohmann::json::array();
   for (const auto& m : impl_->media) {
     unsigned char digest[EVP_MAX_MD_SIZE];
@@ -817,7 +818,7 @@ nlohmann::json FakeMessenger::state_json() const {
   j["tickets"] = nlohmann::json::array();
   for (const auto& t : impl_->tickets) j["tickets"].push_back(t.request);
   for (std::size_t i = 0; i < impl_->tickets.size(); ++i) {
-    j["tickets"][i]["id"] = impl_->tickets[i].id;
+    j["tickets"][i]["id"] = std::stol(impl_->tickets[i].id);
     j["tickets"][i]["full_uuid"] = impl_->tickets[i].full_uuid;
   }
   j["requests"] = impl_->log.size();
