@@ -1,7 +1,7 @@
 """The two promises under stress: no accepted mail is lost and none becomes
 two tickets — across SIGKILL at random moments, API faults with short-lived
 tokens, and a full spool."""
-import os, random, re, smtplib, sys, threading, time, unittest, uuid
+import os, random, re, smtplib, sys, threading, time, unittest, urllib.request, uuid
 
 from harness import FakeMessenger, Mailgate, Pki, Workdir, free_port, wait_for
 
@@ -139,6 +139,36 @@ class Faults(unittest.TestCase):
         time.sleep(1)
         counts = tickets_by_title(fake, "faults")
         self.assertEqual(sorted(counts.values()), [1] * total)
+
+
+class ExpiredTokens(unittest.TestCase):
+    """An expired token gets the gateway's 403 (never 401): a new session,
+    no pause; and /metrics shows the API calls and tickets."""
+    def test_an_expired_token_is_replaced_without_pausing(self):
+        work = Workdir()
+        self.addCleanup(work.cleanup)
+        pki = Pki(work.path)
+        fake = FakeMessenger(pki)
+        self.addCleanup(fake.stop)
+        metrics_port = free_port()
+        mg = Mailgate(work.path, fake, pki, extra_yaml='metrics:\n  listen: "127.0.0.1:%d"\n' % metrics_port).start()
+        self.addCleanup(mg.stop)
+        send(mg.port, message("expiry", 1))
+        wait_for(lambda: len(fake.state()["tickets"]) == 1, 30, what="the first ticket")
+        fake.configure(advance_clock=1300)  # every token the fake issued has expired
+        send(mg.port, message("expiry", 2))
+        wait_for(lambda: len(fake.state()["tickets"]) == 2, 30, what="the second ticket, without a pause")
+        log = mg.log_text()
+        self.assertIn("api.reauthenticate", log)
+        self.assertNotIn("pipeline.paused", log)
+        self.assertNotIn("api.forbidden", log)
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=10) as r:
+            text = r.read().decode()
+        self.assertIn('mailgate_api_requests_total{endpoint="create_ticket",status="201"} 2', text)
+        self.assertIn('mailgate_api_requests_total{endpoint="find_user",status="403"} 1', text)
+        self.assertIn("mailgate_tickets_created_total 2", text)
+        self.assertIn('mailgate_api_request_duration_seconds_count{endpoint="create_ticket"} 2', text)
+        self.assertIn("mailgate_api_paused 0", text)
 
 
 class StaleReferences(unittest.TestCase):

@@ -162,3 +162,17 @@ TEST(ProcessorCrashRecovery, TwoMailsWithOneSubjectFromOneSenderStayTwoTickets) 
   ASSERT_EQ(rig.fake.tickets().size(), 3u);
   EXPECT_EQ(messenger::id_text(rig.spool->get(third)->ticket_id), rig.fake.tickets()[2].id);
 }
+
+// A spent hourly quota is the API key's, not the message's: the message
+// waits for the quota's reset (most of an hour), not the usual 30 s backoff.
+TEST(ProcessorRateLimits, ASpentQuotaDefersUntilItsReset) {
+  CrashRig rig;
+  rig.fake.set_rate_limits(1'000'000, 2);  // two requests an hour: the user lookup and its creation
+  auto id = rig.accept("Quota", 1);
+  const auto before = static_cast<std::int64_t>(std::time(nullptr));
+  rig.process(id);
+  auto rec = rig.spool->get(id);
+  EXPECT_EQ(rec->state, spool::State::Queued);
+  EXPECT_GE(rec->next_attempt_at, before + 3000) << rec->last_error;
+  EXPECT_TRUE(rig.fake.tickets().empty());
+}
