@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   auto worker = [&]() -> net::asio::awaitable<void> {
     while (next < n) {
       int i = next++;
-      messenger::NewTicket t{"bench ticket " + std::to_string(i), "<p>small body</p>", user, {}, {}};
+      messenger::NewTicket t{"bench ticket " + std::to_string(i), "<p>small body</p>", user, {}, {}, ""};
       auto r = co_await client.create_ticket(std::move(t), ctx);
       ok += r.ok();
     }

@@ -133,6 +133,7 @@ int queue(const std::vector<std::string>& in) {
               << "\nreceived: " << when(m->received_at) << "\nattempts: " << m->attempts
               << "\nnext_attempt: " << when(m->next_attempt_at) << "\nlast_error: " << safe(m->last_error)
               << "\nuser: " << safe(m->user_uuid) << "\nticket: " << safe(m->ticket_id)
+              << "\nticket_full_uuid: " << safe(m->ticket_full_uuid)
               << "\noutcome: " << safe(m->outcome) << "\nfile: " << safe(spool->existing_path(m->id, m->state)) << "\n";
     for (const auto& media : spool->media(id))
       std::cout << "media: " << safe(media.ref) << " " << safe(media.uuid) << " uploaded " << when(media.uploaded_at)

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "mailgate/log/log.hpp"
+#include "mailgate/metrics/metrics.hpp"
 
 namespace mailgate::cli {
 
@@ -62,6 +63,8 @@ std::string MetricsServer::render_metrics(spool::Spool& spool, std::int64_t now,
     << "# HELP mailgate_start_time_seconds When this daemon started (UNIX time).\n"
        "# TYPE mailgate_start_time_seconds gauge\nmailgate_start_time_seconds "
     << started_at << "\n";
+  // What the parts record as they run (API calls, tickets, ...): lib/metrics.
+  o << metrics::Registry::global().render();
   return o.str();
 }
 

@@ -95,6 +95,7 @@ pipeline::ProcessorSettings processor_settings(const config::Config& c) {
   p.ticket_defaults = c.ticket_defaults;
   p.dry_run = c.messenger.mode == config::MessengerMode::DryRun;
   p.give_up_after = c.queue.give_up_after;
+  p.external_id = c.messenger.external_id;
   return p;
 }
 

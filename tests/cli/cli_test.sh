@@ -68,7 +68,7 @@ fi
 "$bin" preview "$src/tests/corpus/thunderbird-plain.eml" >"$tmp/out" 2>"$tmp/err"
 check "preview a mail" 0 $? '"ticket"' "$tmp/out"
 "$bin" preview "$src/tests/corpus/thunderbird-plain.eml" --config "$src/config/mailgate.example.yaml" >"$tmp/out" 2>&1
-check "preview merges ticket defaults" 0 $? '"source": "email"' "$tmp/out"
+check "preview merges ticket defaults" 0 $? '"source": 5' "$tmp/out"
 printf '\x89PNG\r\n\x1a\n\0\0binary' >"$tmp/not-mail.png"
 "$bin" preview "$tmp/not-mail.png" >"$tmp/out" 2>&1
 check "preview of a PNG" 65 $? 'not an email message' "$tmp/out"

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <ctime>
 #include <map>
 #include <set>
@@ -62,6 +63,12 @@ const char* fault_name(Fault f) {
     case Fault::DropBeforeResponse: return "drop-before-response";
     case Fault::DropAfterResponse: return "drop-after-response";
     case Fault::Slow: return "slow";
+    case Fault::Status502: return "502";
+    case Fault::Status504: return "504";
+    case Fault::Gateway403: return "gateway-403";
+    case Fault::ApiForbidden: return "api-403";
+    case Fault::DropAfterProcessing: return "drop-after-processing";
+    case Fault::Hang: return "hang";
   }
   return "?";
 }
@@ -93,12 +100,25 @@ struct FakeMessenger::Impl {
   std::set<std::string> fault_calls;  // random faults only for these calls; empty: all
   std::mt19937_64 fault_rng{1};
   std::map<std::string, std::deque<Fault>> scripted;
-  std::string retry_after = "1";
+  std::string retry_after;  // Retry-After on an injected 429; "" for none (the API documents none)
   std::chrono::milliseconds slow_delay{200};
   bool refresh_fails = false;
   bool forbidden = false;
-  ExistingUserStyle existing_user_style = ExistingUserStyle::ConflictWithId;
+  bool auth_includes_apis = true;
+  int lookup_misses = 0;              // next GET /users answers empty (someone creates it meanwhile)
+  std::set<std::string> gone_calls;   // answered 410
+  ExistingUserStyle existing_user_style = ExistingUserStyle::Refused;
   long next_ticket = 1000;
+  long next_user = 1;
+  // Rate limits over the ticketing calls: a per-minute throttle and an hourly quota.
+  struct Window {
+    long limit;
+    double length;  // seconds
+    double start = 0;
+    long used = 0;
+  };
+  Window throttle{1'000'000, 60}, quota{10'000'000, 3600};
+  std::string fault_reset = "1";  // x-throttle-reset of an injected 429
 
   double now() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); }
   double fake_clock() const { return now() + clock_offset; }
@@ -135,7 +155,7 @@ struct FakeMessenger::Impl {
     if (path == "/v1/apis") return "apis";
     if (path == "/prod/ticketing/v1/users") return method == "GET" ? "find_user" : "users";
     if (path == "/prod/ticketing/v1/media") return "media";
-    if (path == "/prod/ticketing/v1/tickets") return "tickets";
+    if (path == "/prod/ticketing/v1/tickets") return method == "GET" ? "find_ticket" : "tickets";
     if (!reply_ticket_id(path).empty()) return "replies";
     if (path.rfind("/_fake/", 0) == 0) return "control";
     return "other";
@@ -167,32 +187,138 @@ struct FakeMessenger::Impl {
     r.prepare_payload();
     return r;
   }
+  // The API's own error body.
   static Response error(int status, const std::string& message) {
     return json_response(status, {{"error", {{"code", status}, {"message", message}}}});
   }
-
-  // Under mu. 0 if the bearer token is valid, else the status to answer.
-  int check_token(const http::request<http::string_body>& req) {
-    auto auth = req[http::field::authorization];
-    if (auth.substr(0, 7) != "Bearer ") return 401;
-    auto it = tokens.find(std::string(auth.substr(7)));
-    if (it == tokens.end() || it->second.revoked || it->second.expires_at <= now()) return 401;
-    return 0;
+  // The gateway's: a wrong key, a malformed Authorization, an expired or
+  // invalid token all get this 403 (messenger-api.md "Errors").
+  static Response gateway_403() {
+    return json_response(403, {{"Message", "User is not authorized to access this resource with an explicit deny"}});
   }
 
-  nlohmann::json issue_token() {
+  // Under mu. True if the bearer token is valid.
+  bool token_ok(const http::request<http::string_body>& req) {
+    auto auth = req[http::field::authorization];
+    if (auth.substr(0, 7) != "Bearer ") return false;
+    auto it = tokens.find(std::string(auth.substr(7)));
+    return it != tokens.end() && !it->second.revoked && it->second.expires_at > fake_clock();
+  }
+
+  nlohmann::json issue_token(bool with_apis) {
     std::string token = random_hex(rng, 40);
-    tokens[token] = Token{now() + static_cast<double>(token_lifetime.count())};
+    tokens[token] = Token{fake_clock() + static_cast<double>(token_lifetime.count())};
     auto lifetime = token_lifetime.count();
-    return {{"accessToken", token}, {"expiration", static_cast<long long>(std::time(nullptr)) + lifetime},
-            {"expires_in", lifetime}};
+    nlohmann::json j = {{"accessToken", token},
+                        {"expiration", static_cast<long long>(std::time(nullptr)) + lifetime},
+                        {"expires_in", lifetime}};
+    if (with_apis) j["apis"] = {{"ticketing", ticketing_base()}, {"chatbot", "https://example.invalid/chatbot"}};
+    return j;
+  }
+
+  static long long unix_now(double offset) { return static_cast<long long>(std::time(nullptr) + offset); }
+
+  nlohmann::json ticket_json(const FakeTicket& t) const {
+    return {{"id", std::stol(t.id)}, {"uuid", std::stol(t.id)}, {"full_uuid", t.full_uuid}, {"title", t.title},
+            {"creator", std::stol(t.creator)}, {"status", "open"}, {"creation_date", t.creation_date}};
+  }
+
+  static std::string url_decode(const std::string& s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+          std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+        out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
+        i += 2;
+      } else {
+        out.push_back(s[i] == '+' ? ' ' : s[i]);
+      }
+    }
+    return out;
+  }
+  static std::map<std::string, std::string> query_params(const std::string& query) {
+    std::map<std::string, std::string> out;
+    std::size_t p = 0;
+    while (p <= query.size()) {
+      std::size_t amp = query.find('&', p);
+      std::string part = query.substr(p, amp == std::string::npos ? std::string::npos : amp - p);
+      std::size_t eq = part.find('=');
+      if (!part.empty()) out[part.substr(0, eq)] = eq == std::string::npos ? "" : url_decode(part.substr(eq + 1));
+      if (amp == std::string::npos) break;
+      p = amp + 1;
+    }
+    return out;
+  }
+
+  // The IQL subset mailgate uses: `FIELD IS VALUE [AND FIELD IS VALUE]...`,
+  // FIELD creator or title, VALUE an integer or a double-quoted string with
+  // \" and \\ escapes. nullopt: not understood (the API answers 400).
+  static std::optional<std::vector<std::pair<std::string, nlohmann::json>>> parse_iql(const std::string& q) {
+    std::vector<std::pair<std::string, nlohmann::json>> terms;
+    std::size_t p = 0;
+    auto skip = [&] { while (p < q.size() && q[p] == ' ') ++p; };
+    auto word = [&] {
+      skip();
+      std::size_t b = p;
+      while (p < q.size() && (std::isalnum(static_cast<unsigned char>(q[p])) || q[p] == '_')) ++p;
+      return q.substr(b, p - b);
+    };
+    for (;;) {
+      std::string field = word();
+      if (field != "creator" && field != "title") return std::nullopt;
+      if (word() != "IS") return std::nullopt;
+      skip();
+      if (p < q.size() && q[p] == '"') {
+        std::string v;
+        ++p;
+        for (; p < q.size() && q[p] != '"'; ++p) {
+          if (q[p] == '\\' && p + 1 < q.size()) ++p;
+          v.push_back(q[p]);
+        }
+        if (p >= q.size()) return std::nullopt;
+        ++p;
+        terms.emplace_back(field, v);
+      } else {
+        std::string n = word();
+        if (n.empty() || !std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; }))
+          return std::nullopt;
+        terms.emplace_back(field, std::stol(n));
+      }
+      skip();
+      if (p == q.size()) return terms;
+      if (word() != "AND") return std::nullopt;
+    }
+  }
+
+  // Under mu: counts a ticketing request; the headers every answer carries;
+  // true when a limit is spent (then the answer is 429).
+  bool count_request(Response& headers_out, bool& limited) {
+    const double t = now();
+    limited = false;
+    for (Window* w : {&throttle, &quota}) {
+      if (t - w->start >= w->length) {
+        w->start = t - std::fmod(t - w->start, w->length);
+        w->used = 0;
+      }
+      if (w->used >= w->limit) limited = true;
+    }
+    if (!limited)
+      for (Window* w : {&throttle, &quota}) ++w->used;
+    auto set = [&](const char* usage, const char* reset, const Window& w) {
+      long pct = w.limit > 0 ? std::min<long>(100, w.used * 100 / w.limit) : 0;
+      headers_out.set(usage, std::to_string(pct));
+      headers_out.set(reset, std::to_string(static_cast<long>(std::ceil(w.start + w.length - t))));
+    };
+    set("x-throttle-usage", "x-throttle-reset", throttle);
+    set("x-quota-usage", "x-quota-reset", quota);
+    return limited;
   }
 
   // Under mu: the contract itself.
   Response handle(const http::request<http::string_body>& req, const std::string& call, const std::string& path,
                   const std::string& query, nlohmann::json& recorded_body) {
     const std::string method(req.method_string());
-    if (req[std::string("x-inbenta-key")] != options.api_key) return error(401, "invalid x-inbenta-key");
+    if (req[std::string("x-inbenta-key")] != options.api_key) return gateway_403();
     nlohmann::json body;
     if (method == "POST") {
       body = nlohmann::json::parse(req.body(), nullptr, false);
@@ -205,21 +331,30 @@ struct FakeMessenger::Impl {
 
     if (call == "auth") {
       if (method != "POST") return error(405, "POST only");
-      if (!body.contains("secret") || body["secret"] != options.secret) return error(401, "invalid secret");
-      return json_response(200, issue_token());
+      if (!body.contains("secret") || body["secret"] != options.secret) return error(400, "invalid secret: Secret token not valid");
+      return json_response(200, issue_token(auth_includes_apis));
     }
     if (call == "refresh") {
-      if (int s = check_token(req)) return error(s, "invalid or expired token");
+      if (!token_ok(req)) return gateway_403();
       if (refresh_fails) return error(500, "refresh is broken today");
-      return json_response(200, issue_token());
+      return json_response(200, issue_token(false));  // a refresh names no apis
     }
-    if (int s = check_token(req)) return error(s, "invalid or expired token");
+    if (!token_ok(req)) return gateway_403();
     if (call == "apis") return json_response(200, {{"apis", {{"ticketing", ticketing_base()}, {"chatbot", "https://example.invalid/chatbot"}}}});
-    if (forbidden) return error(403, "this key may not use the ticketing API");
+    if (forbidden) return gateway_403();  // the key may not use the ticketing API: a fresh token does not help
+    if (gone_calls.count(call)) return error(410, "this endpoint has been turned off");
 
     auto str = [&](const char* k) -> std::optional<std::string> {
       if (!body.contains(k) || !body[k].is_string() || body[k].get<std::string>().empty()) return std::nullopt;
       return body[k].get<std::string>();
+    };
+    // Ids are integers and must be sent as JSON numbers.
+    auto integer = [&](const char* k) -> std::optional<long> {
+      if (!body.contains(k) || !body[k].is_number_integer()) return std::nullopt;
+      return body[k].get<long>();
+    };
+    auto user_exists = [&](long id) {
+      return std::any_of(users.begin(), users.end(), [&](const FakeUser& u) { return u.id == std::to_string(id); });
     };
     if (call == "users") {
       auto name = str("name");
@@ -228,29 +363,49 @@ struct FakeMessenger::Impl {
       for (const auto& u : users) {
         if (lower(u.address) != lower(*address)) continue;
         switch (existing_user_style) {
-          case ExistingUserStyle::ConflictWithId: return json_response(409, {{"error", {{"message", "user exists"}}}, {"id", u.id}});
-          case ExistingUserStyle::ConflictWithoutId: return error(409, "user exists");
-          case ExistingUserStyle::OkWithId: return json_response(200, {{"id", u.id}});
+          case ExistingUserStyle::Refused:
+            return json_response(400, {{"errors", {{{"message", "A user with this address already exists"}, {"code", 4001}}}}});
+          case ExistingUserStyle::ConflictWithId:
+            return json_response(409, {{"error", {{"message", "user exists"}}}, {"id", std::stol(u.id)}});
+          case ExistingUserStyle::OkWithId: return json_response(200, {{"uuid", std::stol(u.id)}});
         }
       }
-      users.push_back({uuid(rng), *name, *address});
-      return json_response(201, {{"id", users.back().id}});
+      users.push_back({std::to_string(next_user++), *name, *address});
+      return json_response(201, {{"uuid", std::stol(users.back().id)}, {"hash_uuid", random_hex(rng, 32)}});
     }
     if (call == "find_user") {
-      std::string address;
-      if (query.rfind("address=", 0) == 0) address = query.substr(8);
-      std::string decoded;
-      for (std::size_t i = 0; i < address.size(); ++i) {
-        if (address[i] == '%' && i + 2 < address.size()) {
-          decoded.push_back(static_cast<char>(std::stoi(address.substr(i + 1, 2), nullptr, 16)));
-          i += 2;
-        } else {
-          decoded.push_back(address[i]);
-        }
-      }
+      auto params = query_params(query);
+      if (!params.count("address")) return error(400, "address is required");
       nlohmann::json data = nlohmann::json::array();
-      for (const auto& u : users)
-        if (lower(u.address) == lower(decoded)) data.push_back({{"id", u.id}, {"name", u.name}, {"address", u.address}});
+      if (lookup_misses > 0) {
+        --lookup_misses;
+      } else {
+        for (const auto& u : users)
+          if (lower(u.address) == lower(params["address"]))
+            data.push_back({{"id", std::stol(u.id)}, {"name", u.name}, {"address", u.address}});
+      }
+      return json_response(200, {{"data", data}});
+    }
+    if (call == "find_ticket") {
+      auto params = query_params(query);
+      nlohmann::json data = nlohmann::json::array();
+      if (params.count("external_id")) {
+        for (const auto& t : tickets)
+          if (!t.external_id.empty() && t.external_id == params["external_id"]) data.push_back(ticket_json(t));
+      } else if (params.count("iql")) {
+        auto terms = parse_iql(params["iql"]);
+        if (!terms) return error(400, "IQL query not understood");
+        for (const auto& t : tickets) {
+          bool all = true;
+          for (const auto& [field, value] : *terms) {
+            if (field == "title") all &= value.is_string() && value.get<std::string>() == t.title;
+            if (field == "creator") all &= value.is_number_integer() && std::to_string(value.get<long>()) == t.creator;
+          }
+          if (all) data.push_back(ticket_json(t));
+        }
+      } else {
+        return error(400, "external_id or iql is required");
+      }
       return json_response(200, {{"data", data}});
     }
     if (call == "media") {
@@ -265,10 +420,12 @@ struct FakeMessenger::Impl {
     if (call == "tickets") {
       auto title = str("title");
       auto message = str("message");
-      auto creator = str("creator");
-      if (!title || !message || !creator) return error(400, "title, message and creator are required");
-      if (std::none_of(users.begin(), users.end(), [&](const FakeUser& u) { return u.id == *creator; }))
-        return error(400, "unknown creator " + *creator);
+      if (!title || !message || !body.contains("creator")) return error(400, "title, message and creator are required");
+      auto creator = integer("creator");
+      if (!creator) return error(400, "creator must be an integer user id, not " + body["creator"].dump());
+      if (!user_exists(*creator)) return error(400, "unknown creator " + std::to_string(*creator));
+      for (const char* k : {"source", "queue"})
+        if (body.contains(k) && !body[k].is_number_integer()) return error(400, std::string(k) + " must be an integer");
       std::vector<std::string> attachments;
       if (body.contains("attachments")) {
         if (!body["attachments"].is_array()) return error(400, "attachments must be an array");
@@ -283,15 +440,28 @@ struct FakeMessenger::Impl {
       for (const auto& ref : inline_refs(*message))
         if (std::find(attachments.begin(), attachments.end(), ref) == attachments.end())
           return error(400, "inline image att:" + ref + " is not in attachments");
-      tickets.push_back({std::to_string(next_ticket++), *title, *message, *creator, attachments, body});
-      return json_response(201, {{"data", {{"id", std::stol(tickets.back().id)}}}});
+      FakeTicket t;
+      t.id = std::to_string(next_ticket++);
+      t.full_uuid = "TCK-" + t.id + "-" + random_hex(rng, 6);
+      t.title = *title;
+      t.message = *message;
+      t.creator = std::to_string(*creator);
+      t.attachments = attachments;
+      t.request = body;
+      t.external_id = str("external_id").value_or("");
+      t.creation_date = unix_now(clock_offset);
+      tickets.push_back(std::move(t));
+      return json_response(201, {{"uuid", std::stol(tickets.back().id)}, {"full_uuid", tickets.back().full_uuid}});
     }
     if (call == "replies") {
       const std::string id = reply_ticket_id(path);
       if (std::none_of(tickets.begin(), tickets.end(), [&](const FakeTicket& t) { return t.id == id; }))
         return error(404, "no ticket " + id);
-      if (!str("message") || !str("creator")) return error(400, "message and creator are required");
-      return json_response(201, {{"id", uuid(rng)}});
+      if (!str("message") || !body.contains("creator")) return error(400, "message and creator are required");
+      auto creator = integer("creator");
+      if (!creator) return error(400, "creator must be an integer user id");
+      if (!user_exists(*creator)) return error(400, "unknown creator " + std::to_string(*creator));
+      return json_response(201, {{"uuid", uuid(rng)}});
     }
     return error(404, "no such endpoint");
   }
@@ -303,7 +473,12 @@ struct FakeMessenger::Impl {
   //                        "retry_after": "1", "slow_ms": 200,
   //                        "fault_calls": ["media"],   (random faults only there)
   //                        "advance_clock": 3700,      (ages media by that many seconds)
-  //                        "delete_users": true}       (an admin deleted every user)
+  //                        "delete_users": true,       (an admin deleted every user)
+  //                        "throttle_limit": 60, "quota_limit": 1000,  (requests per minute / hour)
+  //                        "fault_reset": "30",        (x-throttle-reset of an injected 429)
+  //                        "gone_calls": ["tickets"],  (answered 410)
+  //                        "forbidden": true,          (the gateway refuses every token)
+  //                        "auth_includes_apis": false}  (discovery needs GET /apis)
   FakeMessenger* owner = nullptr;
   Response control(const std::string& method, const std::string& path, const std::string& body) {
     if (path == "/_fake/state" && method == "GET") return json_response(200, owner->state_json());
@@ -314,7 +489,9 @@ struct FakeMessenger::Impl {
     static const std::map<std::string, Fault> kNames = {
         {"500", Fault::Status500}, {"503", Fault::Status503}, {"429", Fault::Status429},
         {"drop-before-response", Fault::DropBeforeResponse}, {"drop-after-response", Fault::DropAfterResponse},
-        {"slow", Fault::Slow}};
+        {"slow", Fault::Slow}, {"502", Fault::Status502}, {"504", Fault::Status504},
+        {"gateway-403", Fault::Gateway403}, {"api-403", Fault::ApiForbidden},
+        {"drop-after-processing", Fault::DropAfterProcessing}, {"hang", Fault::Hang}};
     if (j.contains("faults"))
       for (const auto& f : j["faults"])
         if (f.is_string() && kNames.count(f.get<std::string>())) kinds.push_back(kNames.at(f.get<std::string>()));
@@ -330,6 +507,19 @@ struct FakeMessenger::Impl {
     if (j.contains("slow_ms")) owner->set_slow_delay(std::chrono::milliseconds(j["slow_ms"].get<int>()));
     if (j.contains("advance_clock")) owner->advance_clock(std::chrono::seconds(j["advance_clock"].get<int>()));
     if (j.value("delete_users", false)) owner->delete_all_users();
+    if (j.contains("throttle_limit") || j.contains("quota_limit"))
+      owner->set_rate_limits(j.value("throttle_limit", 1'000'000L), j.value("quota_limit", 10'000'000L));
+    if (j.contains("fault_reset")) {
+      std::lock_guard lock(mu);
+      fault_reset = j["fault_reset"].get<std::string>();
+    }
+    if (j.contains("gone_calls")) {
+      std::lock_guard lock(mu);
+      gone_calls.clear();
+      for (const auto& c : j["gone_calls"]) gone_calls.insert(c.get<std::string>());
+    }
+    if (j.contains("forbidden")) owner->set_forbidden(j["forbidden"].get<bool>());
+    if (j.contains("auth_includes_apis")) owner->set_auth_includes_apis(j["auth_includes_apis"].get<bool>());
     return json_response(200, {{"ok", true}});
   }
 
@@ -382,19 +572,60 @@ struct FakeMessenger::Impl {
         log.push_back(std::move(rec));
         co_return;  // closes without processing
       }
+      if (fault == Fault::Hang) {
+        asio::steady_timer t(io, slow_delay);
+        co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+        std::lock_guard lock(mu);
+        log.push_back(std::move(rec));
+        co_return;  // closes without processing
+      }
       if (fault == Fault::Slow) {
         asio::steady_timer t(io, slow_delay);
         co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
       }
       Response res;
-      if (fault == Fault::Status500 || fault == Fault::Status503 || fault == Fault::Status429) {
-        int status = *fault == Fault::Status500 ? 500 : *fault == Fault::Status503 ? 503 : 429;
-        res = error(status, status == 429 ? "slow down" : "temporarily unavailable");
+      if (fault == Fault::Status500 || fault == Fault::Status503 || fault == Fault::Status429 ||
+          fault == Fault::Status502 || fault == Fault::Status504) {
+        int status = *fault == Fault::Status500   ? 500
+                     : *fault == Fault::Status503 ? 503
+                     : *fault == Fault::Status502 ? 502
+                     : *fault == Fault::Status504 ? 504
+                                                  : 429;
+        res = status == 502 || status == 504 ? json_response(status, {{"Message", "Endpoint request timed out"}})
+                                             : error(status, status == 429 ? "slow down" : "temporarily unavailable");
         std::lock_guard lock(mu);
-        if (status == 429) res.set(http::field::retry_after, retry_after);
+        if (status == 429) {
+          // A spent per-minute limit: the documented headers; Retry-After
+          // only when a test asks for it (the API documents none).
+          res.set("x-throttle-usage", "100");
+          res.set("x-throttle-reset", fault_reset);
+          res.set("x-quota-usage", "1");
+          res.set("x-quota-reset", "3600");
+          if (!retry_after.empty()) res.set(http::field::retry_after, retry_after);
+        }
+      } else if (fault == Fault::Gateway403) {
+        res = gateway_403();
+      } else if (fault == Fault::ApiForbidden) {
+        res = error(403, "this key may not write to that queue");
       } else {
         std::lock_guard lock(mu);
-        res = handle(req, call, path, query, rec.body);
+        bool limited = false;
+        const bool ticketing = call != "auth" && call != "refresh" && call != "apis";
+        if (ticketing && count_request(res, limited) && limited) {
+          Response r429 = error(429, "rate limit exceeded");
+          for (const auto& f : res) r429.set(f.name_string(), f.value());
+          res = std::move(r429);
+        } else {
+          Response answer = handle(req, call, path, query, rec.body);
+          if (ticketing)
+            for (const auto& f : res) answer.set(f.name_string(), f.value());
+          res = std::move(answer);
+        }
+      }
+      if (fault == Fault::DropAfterProcessing) {
+        std::lock_guard lock(mu);
+        log.push_back(std::move(rec));  // status 0: no answer left the fake
+        co_return;
       }
       res.keep_alive(req.keep_alive() && fault != Fault::DropAfterResponse);
       rec.status = static_cast<int>(res.result_int());
@@ -501,6 +732,37 @@ void FakeMessenger::set_existing_user_style(ExistingUserStyle style) {
   std::lock_guard lock(impl_->mu);
   impl_->existing_user_style = style;
 }
+void FakeMessenger::set_auth_includes_apis(bool includes) {
+  std::lock_guard lock(impl_->mu);
+  impl_->auth_includes_apis = includes;
+}
+void FakeMessenger::set_lookup_misses(int n) {
+  std::lock_guard lock(impl_->mu);
+  impl_->lookup_misses = n;
+}
+void FakeMessenger::set_gone(const std::string& call, bool gone) {
+  std::lock_guard lock(impl_->mu);
+  if (gone) impl_->gone_calls.insert(call);
+  else impl_->gone_calls.erase(call);
+}
+void FakeMessenger::set_rate_limits(long per_minute, long per_hour) {
+  std::lock_guard lock(impl_->mu);
+  impl_->throttle.limit = per_minute;
+  impl_->quota.limit = per_hour;
+}
+void FakeMessenger::set_fault_reset(std::string seconds) {
+  std::lock_guard lock(impl_->mu);
+  impl_->fault_reset = std::move(seconds);
+}
+void FakeMessenger::set_throttle_window(std::chrono::seconds length) {
+  std::lock_guard lock(impl_->mu);
+  impl_->throttle.length = static_cast<double>(length.count());
+}
+void FakeMessenger::forget_ticket(const std::string& id) {
+  std::lock_guard lock(impl_->mu);
+  auto& t = impl_->tickets;
+  t.erase(std::remove_if(t.begin(), t.end(), [&](const FakeTicket& x) { return x.id == id; }), t.end());
+}
 void FakeMessenger::delete_all_users() {
   std::lock_guard lock(impl_->mu);
   impl_->users.clear();
@@ -538,7 +800,8 @@ nlohmann::json FakeMessenger::state_json() const {
   std::lock_guard lock(impl_->mu);
   nlohmann::json j;
   j["users"] = nlohmann::json::array();
-  for (const auto& u : impl_->users) j["users"].push_back({{"id", u.id}, {"name", u.name}, {"address", u.address}});
+  for (const auto& u : impl_->users)
+    j["users"].push_back({{"id", std::stol(u.id)}, {"name", u.name}, {"address", u.address}});  // integers, as the API
   j["media"] = nlohmann::json::array();
   for (const auto& m : impl_->media) {
     unsigned char digest[EVP_MAX_MD_SIZE];
@@ -554,7 +817,10 @@ nlohmann::json FakeMessenger::state_json() const {
   }
   j["tickets"] = nlohmann::json::array();
   for (const auto& t : impl_->tickets) j["tickets"].push_back(t.request);
-  for (std::size_t i = 0; i < impl_->tickets.size(); ++i) j["tickets"][i]["id"] = impl_->tickets[i].id;
+  for (std::size_t i = 0; i < impl_->tickets.size(); ++i) {
+    j["tickets"][i]["id"] = std::stol(impl_->tickets[i].id);
+    j["tickets"][i]["full_uuid"] = impl_->tickets[i].full_uuid;
+  }
   j["requests"] = impl_->log.size();
   return j;
 }

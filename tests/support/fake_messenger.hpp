@@ -21,14 +21,22 @@ namespace mailgate::testing {
 enum class Fault {
   Status500,
   Status503,
-  Status429,           // with Retry-After (set_retry_after)
+  Status429,           // x-throttle-usage 100, x-throttle-reset (set_fault_reset); Retry-After if set_retry_after
   DropBeforeResponse,  // request read, connection closed, nothing processed
   DropAfterResponse,   // processed and answered, then the connection closed
   Slow,                // processed after set_slow_delay
+  Status502,           // the gateway's bad gateway
+  Status504,           // the gateway's timeout
+  Gateway403,          // the gateway's 403, as an expired token gets
+  ApiForbidden,        // 403 with the API's error body: this request is refused
+  DropAfterProcessing, // processed (a ticket is created), then closed without an answer
+  Hang,                // held for set_slow_delay, then closed unprocessed (a POST that never arrived)
 };
 
-// How POST /users answers for an address that already exists.
-enum class ExistingUserStyle { ConflictWithId, ConflictWithoutId, OkWithId };
+// How POST /users answers for an address that already exists: refused
+// (messenger-api.md, the default), or, as other deployments might, 409 or
+// 200 with the existing id.
+enum class ExistingUserStyle { Refused, ConflictWithId, OkWithId };
 
 struct FakeMessengerOptions {
   std::string api_key = "test-api-key";
@@ -44,7 +52,7 @@ struct FakeMessengerOptions {
 struct RecordedRequest {
   std::string method;
   std::string target;
-  std::string call;  // auth, refresh, apis, users, find_user, media, tickets, replies, other
+  std::string call;  // auth, refresh, apis, users, find_user, media, tickets, find_ticket, replies, other
   double at = 0;     // seconds since the fake started (steady clock)
   int status = 0;    // 0 when the connection was dropped without an answer
   std::optional<std::string> fault;
@@ -52,16 +60,18 @@ struct RecordedRequest {
 };
 
 struct FakeUser {
-  std::string id, name, address;
+  std::string id, name, address;  // id: an integer as decimal text
 };
 struct FakeMedia {
   std::string id, name, content;  // content decoded
   double created_at = 0;          // fake clock, seconds
 };
 struct FakeTicket {
-  std::string id, title, message, creator;
+  std::string id, title, message, creator;  // id and creator: integers as decimal text
   std::vector<std::string> attachments;
   nlohmann::json request;
+  std::string full_uuid, external_id;
+  long long creation_date = 0;  // UNIX seconds (fake clock)
 };
 
 class FakeMessenger {
@@ -82,13 +92,20 @@ class FakeMessenger {
   void script_faults(const std::string& call, std::vector<Fault> faults);
   void set_retry_after(std::string value);
   void set_slow_delay(std::chrono::milliseconds delay);
-  void set_token_lifetime(std::chrono::seconds lifetime);
+  void set_token_lifetime(std::chrono::seconds lifetime);  // tokens expire by the fake clock (advance_clock)
   void revoke_all_tokens();
   void set_refresh_fails(bool fails);
   void set_forbidden(bool forbidden);  // every ticketing call answers 403
   void set_existing_user_style(ExistingUserStyle style);
-  void advance_clock(std::chrono::seconds by);  // ages media
+  void advance_clock(std::chrono::seconds by);  // ages media and tokens
   void delete_all_users();                       // as an admin cleaning up would
+  void set_auth_includes_apis(bool includes);    // /auth names apis.ticketing (default) or not
+  void set_lookup_misses(int n);                 // the next n GET /users find nothing
+  void set_gone(const std::string& call, bool gone);  // that call answers 410
+  void set_rate_limits(long per_minute, long per_hour);  // ticketing requests; then 429
+  void set_fault_reset(std::string seconds);     // x-throttle-reset of an injected 429
+  void set_throttle_window(std::chrono::seconds length);  // 60 s unless a test needs it short
+  void forget_ticket(const std::string& id);     // as if that POST had never arrived
 
   // ---- inspection ----
   std::vector<RecordedRequest> requests() const;

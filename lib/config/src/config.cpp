@@ -243,7 +243,7 @@ nlohmann::json yaml_to_json(const YAML::Node& n) {
 void read_messenger(Reader& r, const YAML::Node& n, MessengerConfig& m) {
   if (!r.expect_mapping(n, "messenger",
                         {"api_key", "secret_file", "secret_env", "auth_url", "ca_file", "allow_plain_http", "mode",
-                         "max_in_flight"}))
+                         "max_in_flight", "external_id"}))
     return;
   std::string mode = "live";
   r.string(n, "mode", mode, false, "messenger");
@@ -260,6 +260,7 @@ void read_messenger(Reader& r, const YAML::Node& n, MessengerConfig& m) {
   r.string(n, "ca_file", m.ca_file, false, "messenger");
   r.boolean(n, "allow_plain_http", m.allow_plain_http);
   r.integer(n, "max_in_flight", m.max_in_flight, 1, 256);
+  r.boolean(n, "external_id", m.external_id);
   if (m.auth_url.rfind("https://", 0) != 0) {
     if (m.auth_url.rfind("http://", 0) != 0)
       r.error(n["auth_url"] ? n["auth_url"] : n, "messenger.auth_url must start with https://");
@@ -428,7 +429,7 @@ Config read_document(Reader& r, const YAML::Node& root, const std::string& file)
     if (r.expect_mapping(t, "tickets", {"defaults"}) && t["defaults"]) {
       if (!t["defaults"].IsMap()) r.error(t["defaults"], "tickets.defaults must be a mapping of ticket fields");
       else c.ticket_defaults = yaml_to_json(t["defaults"]);
-      for (const char* reserved : {"title", "message", "creator", "attachments"})
+      for (const char* reserved : {"title", "message", "creator", "attachments", "external_id"})
         if (c.ticket_defaults.contains(reserved))
           r.error(t["defaults"], std::string("tickets.defaults cannot set '") + reserved + "' (mailgate fills it from the mail)");
     }
@@ -548,6 +549,7 @@ std::string describe(const Config& c) {
   if (!c.messenger.ca_file.empty()) e << YAML::Key << "ca_file" << YAML::Value << c.messenger.ca_file;
   e << YAML::Key << "allow_plain_http" << YAML::Value << c.messenger.allow_plain_http;
   e << YAML::Key << "max_in_flight" << YAML::Value << c.messenger.max_in_flight;
+  e << YAML::Key << "external_id" << YAML::Value << c.messenger.external_id;
   e << YAML::EndMap;
   if (c.smtp) {
     const SmtpConfig& s = *c.smtp;

@@ -5,11 +5,13 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <ctime>
 #include <strings.h>
 
 #include "mailgate/log/log.hpp"
+#include "mailgate/metrics/metrics.hpp"
 
 namespace mailgate::messenger {
 
@@ -55,16 +57,22 @@ std::string secret_body(const std::string& secret) { return dump({{"secret", sec
 std::string user_body(const std::string& name, const std::string& address) {
   return dump({{"name", name}, {"address", address}});
 }
+nlohmann::json id_list(const std::vector<std::string>& ids) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& id : ids) a.push_back(id_json(id));
+  return a;
+}
 std::string ticket_body(const NewTicket& t) {
   nlohmann::json j = t.extra.is_object() ? t.extra : nlohmann::json::object();
   j["title"] = t.title;
   j["message"] = t.message;
-  j["creator"] = t.creator;
-  j["attachments"] = t.attachments;
+  j["creator"] = id_json(t.creator);  // a JSON number for the API's integer ids
+  j["attachments"] = id_list(t.attachments);
+  if (!t.external_id.empty()) j["external_id"] = t.external_id;
   return dump(j);
 }
 std::string reply_body(const NewReply& r) {
-  return dump({{"message", r.message}, {"creator", r.creator}, {"attachments", r.attachments}});
+  return dump({{"message", r.message}, {"creator", id_json(r.creator)}, {"attachments", id_list(r.attachments)}});
 }
 std::vector<std::pair<std::string, std::string>> auth_headers(const std::string& key, const std::string& token) {
   std::vector<std::pair<std::string, std::string>> h;
@@ -73,16 +81,56 @@ std::vector<std::pair<std::string, std::string>> auth_headers(const std::string&
   return h;
 }
 
+// The id an object carries, in stored form. The one place for the order
+// in which answers are read (messenger-api.md "Identifiers"): uuid, then id,
+// then (media) full_uuid.
 std::optional<std::string> id_of(const nlohmann::json& j) {
   if (!j.is_object()) return std::nullopt;
-  for (const char* key : {"id", "uuid"}) {
+  for (const char* key : {"uuid", "id", "full_uuid"}) {
     if (!j.contains(key)) continue;
-    const auto& v = j[key];
-    if (v.is_string() && !v.get<std::string>().empty()) return v.get<std::string>();
-    if (v.is_number_integer()) return std::to_string(v.get<long long>());
+    if (auto id = stored_id(j[key]); !id.empty()) return id;
   }
   return std::nullopt;
 }
+
+std::string text_of(const nlohmann::json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key)) return {};
+  if (j[key].is_string()) return j[key].get<std::string>();
+  if (j[key].is_number_integer()) return std::to_string(j[key].get<long long>());
+  return {};
+}
+
+// The objects of an answer: {"data": [...]}, {"data": {...}}, [...] or {...}.
+std::vector<nlohmann::json> items_of(const nlohmann::json& j) {
+  const nlohmann::json* list = &j;
+  if (j.is_object() && j.contains("data")) list = &j["data"];
+  if (list->is_array()) return std::vector<nlohmann::json>(list->begin(), list->end());
+  if (list->is_object() && list != &j) return {*list};
+  return {};
+}
+
+std::string header(const net::HttpResponse& r, const char* name) {
+  auto it = r.headers.find(name);
+  return it == r.headers.end() ? std::string() : it->second;
+}
+
+std::optional<double> percent(std::string_view v) {
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  if (v.empty()) return std::nullopt;
+  try {
+    std::size_t used = 0;
+    double d = std::stod(std::string(v), &used);
+    return d;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+metrics::Registry& registry() { return metrics::Registry::global(); }
+constexpr const char* kRequestsHelp = "Messenger API requests by endpoint and HTTP status (\"error\": no answer).";
+constexpr const char* kDurationHelp = "Messenger API request latency in seconds, by endpoint.";
+constexpr const char* kUsageHelp = "The API's last reported rate-limit usage (0..1), by kind.";
+constexpr const char* kPausedHelp = "1 while posting is paused (credentials refused, or endpoint turned off).";
 
 }  // namespace
 
@@ -95,12 +143,52 @@ std::string_view to_string(ErrorKind kind) {
   return "unknown";
 }
 
+std::string stored_id(const nlohmann::json& v) {
+  if (v.is_number_integer()) return v.dump();
+  if (v.is_string() && !v.get<std::string>().empty()) return v.dump();
+  return {};
+}
+
+nlohmann::json id_json(std::string_view stored) {
+  auto j = nlohmann::json::parse(stored, nullptr, false);
+  if (!j.is_discarded() && (j.is_number_integer() || j.is_string())) return j;
+  return std::string(stored);  // not JSON: a string id from an older spool
+}
+
+std::string id_text(std::string_view stored) {
+  auto j = id_json(stored);
+  return j.is_string() ? j.get<std::string>() : j.dump();
+}
+
+std::string iql_creator_and_title(std::string_view creator, std::string_view title) {
+  auto quoted = [](std::string_view text) {
+    std::string q = "\"";
+    for (char c : text) {
+      if (c == '"' || c == '\\') q.push_back('\\');
+      q.push_back(c);
+    }
+    return q + "\"";
+  };
+  auto c = id_json(creator);
+  std::string operand = c.is_string() ? quoted(c.get<std::string>()) : c.dump();
+  return "creator IS " + operand + " AND title IS " + quoted(title);
+}
+
 std::optional<std::string> extract_id(std::string_view body) {
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded()) return std::nullopt;
   if (auto id = id_of(j)) return id;
-  if (j.is_object() && j.contains("data")) return id_of(j["data"]);
+  for (const auto& item : items_of(j))
+    if (auto id = id_of(item)) return id;
   return std::nullopt;
+}
+
+std::optional<std::chrono::seconds> parse_reset(std::string_view value, std::int64_t now_unix) {
+  auto v = percent(value);  // a plain number
+  if (!v || *v < 0) return std::nullopt;
+  double seconds = *v > 1e9 ? *v - static_cast<double>(now_unix) : *v;
+  if (seconds < 0) seconds = 0;
+  return std::chrono::seconds(static_cast<long long>(std::ceil(seconds)));
 }
 
 MessengerClient::MessengerClient(net::asio::any_io_executor executor, MessengerSettings settings)
@@ -117,14 +205,20 @@ std::size_t MessengerClient::max_media_bytes(std::string_view name) {
   // so count them at worst case (\u00XX for every byte).
   std::size_t overhead = 32 + 6 * name.size();
   if (overhead >= kMaxRequestBytes) return 0;
-  return (kMaxRequestBytes - overhead) / 4 * 3;
+  return std::min(kMaxFileBytes, (kMaxRequestBytes - overhead) / 4 * 3);
 }
 
 // Every request, auth included, counts against max_in_flight.
-awaitable<net::HttpResponse> MessengerClient::send_bounded(net::HttpRequest request) {
+awaitable<net::HttpResponse> MessengerClient::send_bounded(net::HttpRequest request, std::string endpoint) {
   co_await in_flight_.acquire();
   SemaphoreGuard slot(in_flight_);
-  co_return co_await http_.send(std::move(request));
+  const auto sent = steady_clock::now();
+  net::HttpResponse resp = co_await http_.send(std::move(request));
+  const double seconds = std::chrono::duration<double>(steady_clock::now() - sent).count();
+  const std::string status = resp.error == net::TransportError::None ? std::to_string(resp.status) : "error";
+  registry().add("mailgate_api_requests_total", kRequestsHelp, {{"endpoint", endpoint}, {"status", status}});
+  registry().observe("mailgate_api_request_duration_seconds", kDurationHelp, {{"endpoint", endpoint}}, seconds);
+  co_return resp;
 }
 
 awaitable<void> MessengerClient::sleep(milliseconds d) {
@@ -135,12 +229,16 @@ awaitable<void> MessengerClient::sleep(milliseconds d) {
 
 // ---- sessions ----------------------------------------------------------------
 
+steady_clock::time_point MessengerClient::session_clock() const {
+  return settings_.session_clock ? settings_.session_clock() : steady_clock::now();
+}
+
 awaitable<Result<MessengerClient::Session>> MessengerClient::session(const CallContext& ctx) {
-  if (session_ && steady_clock::now() < session_->refresh_at) co_return *session_;
+  if (session_ && session_clock() < session_->refresh_at) co_return *session_;
   // One fetch at a time: callers that queued here find the fresh session.
   co_await token_lock_.acquire();
   SemaphoreGuard guard(token_lock_);
-  auto now = steady_clock::now();
+  auto now = session_clock();
   if (session_ && now < session_->refresh_at) co_return *session_;
   if (session_ && now < session_->expires) {
     auto refreshed = co_await refresh(*session_, ctx);
@@ -157,7 +255,7 @@ awaitable<Result<MessengerClient::Session>> MessengerClient::authenticate(const 
   req.url = settings_.auth_url + "/auth";
   req.headers = auth_headers(settings_.api_key, "");
   req.body = secret_body(settings_.secret);
-  net::HttpResponse resp = co_await send_bounded(std::move(req));
+  net::HttpResponse resp = co_await send_bounded(std::move(req), "auth");
   if (resp.error == net::TransportError::PlainHttpRefused || resp.error == net::TransportError::BadUrl)
     co_return ApiError{ErrorKind::Forbidden, 0, "messenger.auth_url: " + resp.error_text};  // configuration
   if (resp.error != net::TransportError::None)
@@ -167,13 +265,16 @@ awaitable<Result<MessengerClient::Session>> MessengerClient::authenticate(const 
     co_return ApiError{ErrorKind::Temporary, resp.status, "auth: HTTP " + std::to_string(resp.status) + ": " +
                                                               api_error_message(resp.body)};
   if (v != Verdict::Success) {
+    // A wrong key (the gateway's 403) or secret (the API's 400): no new
+    // token will help; the gateway may keep answering so for 5 minutes.
     log::error("api.auth_rejected", {{"spool_id", ctx.spool_id}, {"status", std::to_string(resp.status)},
                                      {"message", api_error_message(resp.body)}});
+    set_paused(true);
     co_return ApiError{ErrorKind::Forbidden, resp.status,
                        "authentication rejected (check api_key and secret): " + api_error_message(resp.body)};
   }
   log::info("api.authenticated", {{"spool_id", ctx.spool_id}});
-  co_return co_await finish_session(resp.body, ctx);
+  co_return co_await finish_session(resp.body, std::string(), ctx);
 }
 
 awaitable<Result<MessengerClient::Session>> MessengerClient::refresh(const Session& current, const CallContext& ctx) {
@@ -181,15 +282,17 @@ awaitable<Result<MessengerClient::Session>> MessengerClient::refresh(const Sessi
   req.method = net::http::verb::post;
   req.url = settings_.auth_url + "/refreshToken";
   req.headers = auth_headers(settings_.api_key, current.token);
-  net::HttpResponse resp = co_await send_bounded(std::move(req));
+  const std::string keep_base = current.ticketing_base;
+  net::HttpResponse resp = co_await send_bounded(std::move(req), "refresh");
   if (resp.error != net::TransportError::None) co_return ApiError{ErrorKind::Temporary, 0, resp.error_text};
   if (classify_status(resp.status) != Verdict::Success)
     co_return ApiError{ErrorKind::Temporary, resp.status, "HTTP " + std::to_string(resp.status)};
   log::info("api.token_refreshed", {{"spool_id", ctx.spool_id}});
-  co_return co_await finish_session(resp.body, ctx);
+  co_return co_await finish_session(resp.body, keep_base, ctx);
 }
 
 awaitable<Result<MessengerClient::Session>> MessengerClient::finish_session(std::string_view token_body,
+                                                                            std::string keep_base,
                                                                             const CallContext& ctx) {
   auto j = nlohmann::json::parse(token_body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("accessToken") || !j["accessToken"].is_string())
@@ -204,33 +307,46 @@ awaitable<Result<MessengerClient::Session>> MessengerClient::finish_session(std:
     lifetime = j["expiration"].get<long long>() - static_cast<long long>(std::time(nullptr));
   }
   if (lifetime < 1) lifetime = 1;
-  auto now = steady_clock::now();
+  auto now = session_clock();
   s.expires = now + std::chrono::seconds(lifetime);
   auto margin = std::min<milliseconds>(milliseconds(lifetime * 1000 / 4), settings_.max_refresh_margin);
   s.refresh_at = s.expires - margin;
 
-  // Discovery after each new token, never persisted (messenger-api.md).
-  net::HttpRequest req;
-  req.url = settings_.auth_url + "/apis";
-  req.headers = auth_headers(settings_.api_key, s.token);
-  net::HttpResponse resp = co_await send_bounded(std::move(req));
-  if (resp.error != net::TransportError::None)
-    co_return ApiError{ErrorKind::Temporary, 0, "apis: " + resp.error_text};
-  Verdict v = classify_status(resp.status);
-  if (v == Verdict::Forbidden)
-    co_return ApiError{ErrorKind::Forbidden, resp.status, "apis: " + api_error_message(resp.body)};
-  if (v != Verdict::Success)
-    co_return ApiError{ErrorKind::Temporary, resp.status, "apis: HTTP " + std::to_string(resp.status)};
-  auto apis = nlohmann::json::parse(resp.body, nullptr, false);
-  if (apis.is_discarded() || !apis.is_object() || !apis.contains("apis") || !apis["apis"].is_object() ||
-      !apis["apis"].contains("ticketing") || !apis["apis"]["ticketing"].is_string())
-    co_return ApiError{ErrorKind::Temporary, 0, "apis: response names no ticketing API"};
-  std::string base = apis["apis"]["ticketing"].get<std::string>();
-  while (!base.empty() && base.back() == '/') base.pop_back();
+  // The base URL, never persisted (messenger-api.md "Authorization"): a
+  // refresh keeps the session's (its answer has no apis); /auth's answer
+  // names it in apis.ticketing; only when it does not, GET /apis — which
+  // counts against the auth rate limit, so once per new session at most.
+  std::string base = keep_base;
+  if (base.empty() && j.contains("apis") && j["apis"].is_object() && j["apis"].contains("ticketing") &&
+      j["apis"]["ticketing"].is_string())
+    base = j["apis"]["ticketing"].get<std::string>();
+  if (base.empty()) {
+    net::HttpRequest req;
+    req.url = settings_.auth_url + "/apis";
+    req.headers = auth_headers(settings_.api_key, s.token);
+    net::HttpResponse resp = co_await send_bounded(std::move(req), "apis");
+    if (resp.error != net::TransportError::None)
+      co_return ApiError{ErrorKind::Temporary, 0, "apis: " + resp.error_text};
+    Verdict v = classify_status(resp.status);
+    if (v == Verdict::Forbidden)
+      co_return ApiError{ErrorKind::Forbidden, resp.status, "apis: " + api_error_message(resp.body)};
+    if (v != Verdict::Success)
+      co_return ApiError{ErrorKind::Temporary, resp.status, "apis: HTTP " + std::to_string(resp.status)};
+    auto apis = nlohmann::json::parse(resp.body, nullptr, false);
+    if (apis.is_discarded() || !apis.is_object() || !apis.contains("apis") || !apis["apis"].is_object() ||
+        !apis["apis"].contains("ticketing") || !apis["apis"]["ticketing"].is_string())
+      co_return ApiError{ErrorKind::Temporary, 0, "apis: response names no ticketing API"};
+    base = apis["apis"]["ticketing"].get<std::string>();
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    base += "/v1";
+  } else if (keep_base.empty()) {
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    base += "/v1";
+  }
   auto url = net::parse_url(base);
   if (!url || (!url->https && !settings_.allow_plain_http))
     co_return ApiError{ErrorKind::Forbidden, 0, "apis: ticketing URL is not https: " + base};
-  s.ticketing_base = base + "/v1";
+  s.ticketing_base = base;
   s.generation = ++generations_;
   session_ = s;
   log::info("api.session_ready", {{"spool_id", ctx.spool_id}, {"ticketing", s.ticketing_base},
@@ -238,50 +354,131 @@ awaitable<Result<MessengerClient::Session>> MessengerClient::finish_session(std:
   co_return s;
 }
 
+// ---- rate limits -----------------------------------------------------------------
+
+void MessengerClient::note_limits(const net::HttpResponse& resp) {
+  const auto now = steady_clock::now();
+  const auto now_unix = static_cast<std::int64_t>(std::time(nullptr));
+  auto note = [&](Limit& limit, const char* usage_header, const char* reset_header, const char* kind) {
+    auto usage = percent(header(resp, usage_header));
+    if (!usage) return;
+    limit.usage = *usage;
+    limit.reset_at.reset();
+    if (auto reset = parse_reset(header(resp, reset_header), now_unix)) limit.reset_at = now + *reset;
+    registry().set("mailgate_api_rate_limit_usage_ratio", kUsageHelp, {{"kind", kind}}, *usage / 100.0);
+  };
+  note(limits_.throttle, "x-throttle-usage", "x-throttle-reset", "throttle");
+  note(limits_.quota, "x-quota-usage", "x-quota-reset", "quota");
+}
+
+// A 429: Retry-After if ever sent, else the reset of the limit that is
+// spent (the hourly quota first: it can mean most of an hour), else of
+// either. Not capped by the backoff cap; by max_retry_after only.
+std::optional<milliseconds> MessengerClient::limit_wait(const net::HttpResponse& resp) const {
+  const auto now_unix = static_cast<std::int64_t>(std::time(nullptr));
+  if (auto d = parse_retry_after(resp.retry_after, now_unix, settings_.backoff)) return d;
+  auto quota_usage = percent(header(resp, "x-quota-usage"));
+  auto throttle_usage = percent(header(resp, "x-throttle-usage"));
+  auto quota_reset = parse_reset(header(resp, "x-quota-reset"), now_unix);
+  auto throttle_reset = parse_reset(header(resp, "x-throttle-reset"), now_unix);
+  std::optional<std::chrono::seconds> wait;
+  if (quota_usage && *quota_usage >= 100 && quota_reset) wait = quota_reset;
+  else if (throttle_usage && *throttle_usage >= 100 && throttle_reset) wait = throttle_reset;
+  else if (throttle_reset) wait = throttle_reset;
+  else if (quota_reset) wait = quota_reset;
+  if (!wait) return std::nullopt;
+  // At least a moment: a reset rounded down to 0 must not become a busy loop.
+  milliseconds ms = std::max<milliseconds>(*wait, kMinLimitWait);
+  return std::min(ms, settings_.backoff.max_retry_after);
+}
+
+// Above kSlowDownAbovePercent of a limit, each call waits the time left
+// until its reset divided by the percentage points left (plus one): the
+// closer to the limit, the slower, and never a wait beyond the reset.
+milliseconds MessengerClient::pacing_delay() const {
+  const auto now = steady_clock::now();
+  milliseconds delay{0};
+  for (const Limit* l : {&limits_.throttle, &limits_.quota}) {
+    if (l->usage < kSlowDownAbovePercent || !l->reset_at || *l->reset_at <= now) continue;
+    const double left = std::max(0.0, 100.0 - l->usage) + 1.0;
+    auto until = std::chrono::duration_cast<milliseconds>(*l->reset_at - now);
+    delay = std::max(delay, milliseconds(static_cast<long long>(static_cast<double>(until.count()) / left)));
+  }
+  return std::min(delay, settings_.backoff.max_retry_after);
+}
+
+void MessengerClient::set_paused(bool paused) { registry().set("mailgate_api_paused", kPausedHelp, {}, paused ? 1 : 0); }
+
 // ---- the failure policy ----------------------------------------------------------
 
 awaitable<Result<MessengerClient::Answer>> MessengerClient::call(std::string_view name, net::http::verb method,
                                                                  std::string path, std::string body,
-                                                                 const CallContext& ctx, int also_ok) {
+                                                                 const CallContext& ctx, bool repeatable) {
   const std::string call_name(name);
   const auto started = steady_clock::now();
   const auto deadline = started + settings_.retry_for;
   bool reauthenticated = false;
   std::string problem;
   for (int attempt = 0;; ++attempt) {
-    std::optional<milliseconds> retry_after;
+    std::optional<milliseconds> limit;
     auto s = co_await session(ctx);
     if (!s) {
       if (s.error().kind != ErrorKind::Temporary) co_return s.error();
       problem = s.error().message;
     } else {
+      if (auto pace = pacing_delay(); pace.count() > 0) {
+        if (steady_clock::now() + pace > deadline) {
+          // Spread over more than this call may wait (an hourly quota):
+          // the caller keeps the message queued until then.
+          ApiError e{ErrorKind::Temporary, 0, "rate limit nearly spent; waiting for its reset"};
+          e.retry_after = std::chrono::ceil<std::chrono::seconds>(pace);
+          log::warn("api.rate_limited", {{"call", call_name}, {"spool_id", ctx.spool_id},
+                                         {"wait_s", std::to_string(e.retry_after->count())}});
+          co_return e;
+        }
+        log::info("api.slow_down", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"delay_ms", ms_string(pace)},
+                                    {"throttle_usage", std::to_string(limits_.throttle.usage)},
+                                    {"quota_usage", std::to_string(limits_.quota.usage)}});
+        co_await sleep(pace);
+      }
       net::HttpRequest req;
       req.method = method;
       req.url = s.value().ticketing_base + path;
       req.headers = auth_headers(settings_.api_key, s.value().token);
       req.body = body;
+      req.idempotent = repeatable;
       const auto sent = steady_clock::now();
-      net::HttpResponse resp = co_await send_bounded(std::move(req));
+      net::HttpResponse resp = co_await send_bounded(std::move(req), call_name);
       const auto took = std::chrono::duration_cast<milliseconds>(steady_clock::now() - sent);
       if (resp.error != net::TransportError::None) {
         problem = std::string(net::to_string(resp.error)) + ": " + resp.error_text;
-        if (resp.maybe_processed)
-          problem += " (the request was sent; the API may have acted on it)";
+        if (resp.maybe_processed && !repeatable) {
+          // Sending it again could make a second ticket: the caller looks first.
+          log::warn("api.answer_lost", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"reason", problem}});
+          ApiError lost{ErrorKind::Temporary, 0, problem + " (the request was sent; the API may have acted on it)"};
+          lost.maybe_processed = true;
+          co_return lost;
+        }
+        if (resp.maybe_processed) problem += " (the request was sent; the API may have acted on it)";
       } else {
+        note_limits(resp);
         const std::string status = std::to_string(resp.status);
-        Verdict v = classify_status(resp.status);
-        bool accepted = also_ok != 0 && resp.status == also_ok;
-        if (v == Verdict::Success || accepted) {
+        Verdict v = classify(resp.status, resp.body);
+        if (v == Verdict::Success) {
           log::info("api.call", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"status", status},
                                  {"attempt", std::to_string(attempt + 1)}, {"ms", ms_string(took)}});
+          set_paused(false);
           co_return Answer{resp.status, std::move(resp.body)};
         }
         const std::string message = api_error_message(resp.body);
         if (v == Verdict::ReauthenticateOnce) {
+          // 401, or the gateway's 403 that an expired or invalid token gets:
+          // a new session (/auth, not a refresh of the refused token), once.
           if (session_ && session_->generation == s.value().generation) session_.reset();
           if (!reauthenticated) {
             reauthenticated = true;
-            log::info("api.reauthenticate", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"status", status}});
+            log::info("api.reauthenticate", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"status", status},
+                                             {"message", message}});
             --attempt;  // not a failed attempt: the token had expired or been revoked
             continue;
           }
@@ -289,8 +486,18 @@ awaitable<Result<MessengerClient::Answer>> MessengerClient::call(std::string_vie
         }
         if (v == Verdict::Forbidden) {
           log::error("api.forbidden", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"status", status},
-                                       {"message", message}});
-          co_return ApiError{ErrorKind::Forbidden, resp.status, "credentials lack permission: " + message};
+                                       {"message", message},
+                                       {"note", "a fresh token was refused too: check api_key and secret; the "
+                                                "gateway may repeat this answer for 5 minutes"}});
+          set_paused(true);
+          co_return ApiError{ErrorKind::Forbidden, resp.status, "credentials refused: " + message};
+        }
+        if (v == Verdict::Outage) {
+          log::error("api.endpoint_gone", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"status", status},
+                                           {"message", message},
+                                           {"note", "the API turned this endpoint off; mail stays queued"}});
+          set_paused(true);
+          co_return ApiError{ErrorKind::Forbidden, resp.status, "endpoint turned off (HTTP 410): " + message};
         }
         if (v == Verdict::Permanent) {
           log::warn("api.rejected", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"status", status},
@@ -298,15 +505,16 @@ awaitable<Result<MessengerClient::Answer>> MessengerClient::call(std::string_vie
           co_return ApiError{ErrorKind::Permanent, resp.status, message};
         }
         problem = "HTTP " + status + ": " + message;
-        if (resp.status == 429 || resp.status == 503)
-          retry_after = parse_retry_after(resp.retry_after, std::time(nullptr), settings_.backoff);
+        if (resp.status == 429 || resp.status == 503) limit = limit_wait(resp);
       }
     }
-    milliseconds delay = retry_after ? *retry_after : backoff_delay(settings_.backoff, attempt, rng_);
+    milliseconds delay = limit ? *limit : backoff_delay(settings_.backoff, attempt, rng_);
     if (steady_clock::now() + delay > deadline) {
       log::warn("api.gave_up", {{"call", call_name}, {"spool_id", ctx.spool_id},
                                 {"attempts", std::to_string(attempt + 1)}, {"reason", problem}});
-      co_return ApiError{ErrorKind::Temporary, 0, problem};
+      ApiError e{ErrorKind::Temporary, 0, problem};
+      if (limit) e.retry_after = std::chrono::ceil<std::chrono::seconds>(*limit);
+      co_return e;
     }
     log::info("api.retry", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"attempt", std::to_string(attempt + 1)},
                             {"delay_ms", ms_string(delay)}, {"reason", problem}});
@@ -316,36 +524,55 @@ awaitable<Result<MessengerClient::Answer>> MessengerClient::call(std::string_vie
 
 // ---- the calls ------------------------------------------------------------------
 
-awaitable<Result<std::string>> MessengerClient::create_user(std::string name, std::string address, CallContext ctx) {
-  std::string path = "/users", body = user_body(name, address);
-  auto r = co_await call("create_user", net::http::verb::post, std::move(path), std::move(body), ctx, /*also_ok=*/409);
-  if (!r) co_return r.error();
-  if (auto id = extract_id(r.value().body)) co_return *id;
-  // An existing address without its id in the answer: look it up.
+awaitable<Result<std::optional<std::string>>> MessengerClient::find_user(std::string address, CallContext ctx) {
   std::string lookup = "/users?address=" + url_encode(address), no_body;
   auto found = co_await call("find_user", net::http::verb::get, std::move(lookup), std::move(no_body), ctx);
   if (!found) co_return found.error();
   auto j = nlohmann::json::parse(found.value().body, nullptr, false);
-  const nlohmann::json* list = &j;
-  if (j.is_object() && j.contains("data")) list = &j["data"];
-  if (list->is_array()) {
-    for (const auto& u : *list) {
-      bool same = u.is_object() && u.contains("address") && u["address"].is_string() &&
-                  strcasecmp(u["address"].get<std::string>().c_str(), address.c_str()) == 0;
-      if (same)
-        if (auto id = id_of(u)) co_return *id;
-    }
-  } else if (auto id = id_of(*list)) {
-    co_return *id;
+  if (j.is_discarded()) co_return ApiError{ErrorKind::Temporary, found.value().status, "find_user: not JSON"};
+  std::optional<std::string> first;
+  for (const auto& u : items_of(j)) {
+    auto id = id_of(u);
+    if (!id) continue;
+    const std::string a = text_of(u, "address");
+    if (!a.empty() && strcasecmp(a.c_str(), address.c_str()) == 0) co_return std::optional<std::string>(id);
+    if (a.empty() && !first) first = id;  // an answer without addresses: the API filtered for us
   }
-  co_return ApiError{ErrorKind::Permanent, r.value().status, "user " + address + " exists but its id was not found"};
+  co_return first;
+}
+
+awaitable<Result<std::string>> MessengerClient::create_user(std::string name, std::string address, CallContext ctx) {
+  // Look up first: POST /users refuses an address that exists.
+  std::string a1 = address;
+  auto known = co_await find_user(std::move(a1), ctx);
+  if (!known) co_return known.error();
+  if (known.value()) co_return *known.value();
+  std::string path = "/users", body = user_body(name, address);
+  auto r = co_await call("create_user", net::http::verb::post, std::move(path), std::move(body), ctx);
+  if (r) {
+    if (auto id = extract_id(r.value().body)) co_return *id;
+  } else if (r.error().kind != ErrorKind::Permanent) {
+    co_return r.error();
+  }
+  // Refused (someone created it meanwhile), or created without an id in
+  // the answer: it exists now, so look it up again.
+  std::string a2 = address;
+  auto again = co_await find_user(std::move(a2), ctx);
+  if (!again) co_return again.error();
+  if (again.value()) {
+    if (!r) log::info("api.user_created_meanwhile", {{"spool_id", ctx.spool_id}, {"refusal", r.error().message}});
+    co_return *again.value();
+  }
+  if (!r) co_return r.error();
+  co_return ApiError{ErrorKind::Temporary, r.value().status, "user " + address + " was created but is not found"};
 }
 
 awaitable<Result<std::string>> MessengerClient::upload_media(std::string name, std::string_view bytes, CallContext ctx) {
   if (bytes.size() > max_media_bytes(name)) {
     log::warn("api.media_too_large", {{"spool_id", ctx.spool_id}, {"bytes", std::to_string(bytes.size())}});
     co_return ApiError{ErrorKind::Permanent, 0,
-                       "attachment of " + std::to_string(bytes.size()) + " bytes exceeds the API's 10 MB request limit"};
+                       "attachment of " + std::to_string(bytes.size()) + " bytes exceeds the API's " +
+                           std::to_string(kMaxFileBytes / (1024 * 1024)) + " MB per-file limit"};
   }
   std::string body = "{\"name\":" + dump(name) + ",\"content\":\"" + base64(bytes) + "\"}";
   std::string path = "/media";
@@ -355,20 +582,95 @@ awaitable<Result<std::string>> MessengerClient::upload_media(std::string name, s
   co_return ApiError{ErrorKind::Temporary, r.value().status, "upload_media: the answer carries no id"};
 }
 
-awaitable<Result<std::string>> MessengerClient::create_ticket(NewTicket t, CallContext ctx) {
-  std::string path = "/tickets", body = ticket_body(t);
-  auto r = co_await call("create_ticket", net::http::verb::post, std::move(path), std::move(body), ctx);
+awaitable<Result<TicketRef>> MessengerClient::create_ticket(NewTicket t, CallContext ctx,
+                                                          std::function<bool(const std::string& id)> taken) {
+  const std::int64_t started = static_cast<std::int64_t>(std::time(nullptr));
+  for (int lost = 0;; ++lost) {
+    std::string path = "/tickets", body = ticket_body(t);
+    auto r = co_await call("create_ticket", net::http::verb::post, std::move(path), std::move(body), ctx,
+                           /*repeatable=*/false);
+    if (r) {
+      auto j = nlohmann::json::parse(r.value().body, nullptr, false);
+      TicketRef ref;
+      if (auto id = extract_id(r.value().body)) ref.id = *id;
+      ref.full_uuid = text_of(j, "full_uuid");
+      for (const auto& item : items_of(j))
+        if (ref.full_uuid.empty()) ref.full_uuid = text_of(item, "full_uuid");
+      // The ticket exists but we cannot name it: retrying would duplicate it.
+      if (ref.id.empty())
+        co_return ApiError{ErrorKind::Permanent, r.value().status, "create_ticket: created, but the answer carries no id"};
+      co_return ref;
+    }
+    if (!r.error().maybe_processed || lost + 1 >= kMaxLostAnswers) co_return r.error();
+    // The answer was lost: the ticket may exist. Look before posting again.
+    TicketLookup lookup{t.external_id, t.creator, t.title};
+    TicketLookup query = lookup;
+    auto found = co_await find_tickets(std::move(query), ctx);
+    if (!found) {
+      ApiError e = found.error();
+      e.maybe_processed = true;  // still unknown: the caller must look before posting
+      co_return e;
+    }
+    if (auto mine = choose_ticket(found.value(), lookup, started, taken)) {
+      log::warn("api.ticket_adopted", {{"spool_id", ctx.spool_id}, {"ticket", id_text(mine->id)},
+                                       {"note", "the answer to POST /tickets was lost; the ticket exists"}});
+      co_return *mine;
+    }
+    log::warn("api.ticket_reposted", {{"spool_id", ctx.spool_id},
+                                      {"note", "the answer to POST /tickets was lost and no ticket was found"}});
+  }
+}
+
+std::optional<TicketRef> choose_ticket(std::vector<FoundTicket> found, const TicketLookup& lookup,
+                                       std::int64_t since_unix,
+                                       const std::function<bool(const std::string& id)>& taken) {
+  std::stable_sort(found.begin(), found.end(), [](const FoundTicket& a, const FoundTicket& b) {
+    return a.creation_date.value_or(0) < b.creation_date.value_or(0);
+  });
+  for (const auto& t : found) {
+    if (lookup.external_id.empty()) {
+      // An IQL answer is a search: check what it matched.
+      if (!t.title.empty() && t.title != lookup.title) continue;
+      if (!t.creator.empty() && id_text(t.creator) != id_text(lookup.creator)) continue;
+      // Created before our first attempt began: another mail's ticket.
+      if (since_unix > 0 && t.creation_date && *t.creation_date < since_unix - kCreationClockSkew) continue;
+    }
+    if (taken && taken(t.ref.id)) continue;  // recorded for another message
+    return t.ref;
+  }
+  return std::nullopt;
+}
+
+awaitable<Result<std::vector<FoundTicket>>> MessengerClient::find_tickets(TicketLookup lookup, CallContext ctx) {
+  std::string path = lookup.external_id.empty()
+                         ? "/tickets?iql=" + url_encode(iql_creator_and_title(lookup.creator, lookup.title))
+                         : "/tickets?external_id=" + url_encode(lookup.external_id);
+  std::string no_body;
+  auto r = co_await call("find_ticket", net::http::verb::get, std::move(path), std::move(no_body), ctx);
   if (!r) co_return r.error();
-  if (auto id = extract_id(r.value().body)) co_return *id;
-  // The ticket exists but we cannot name it: retrying would duplicate it.
-  co_return ApiError{ErrorKind::Permanent, r.value().status, "create_ticket: created, but the answer carries no id"};
+  auto j = nlohmann::json::parse(r.value().body, nullptr, false);
+  if (j.is_discarded()) co_return ApiError{ErrorKind::Temporary, r.value().status, "find_ticket: not JSON"};
+  std::vector<FoundTicket> out;
+  for (const auto& item : items_of(j)) {
+    FoundTicket t;
+    if (auto id = id_of(item)) t.ref.id = *id;
+    if (t.ref.id.empty()) continue;
+    t.ref.full_uuid = text_of(item, "full_uuid");
+    t.title = text_of(item, "title");
+    if (item.contains("creator")) t.creator = stored_id(item["creator"]);
+    if (item.contains("creation_date") && item["creation_date"].is_number())
+      t.creation_date = item["creation_date"].get<std::int64_t>();
+    out.push_back(std::move(t));
+  }
+  co_return out;
 }
 
 awaitable<Result<std::string>> MessengerClient::add_reply(std::string ticket_id, NewReply reply, CallContext ctx) {
   std::string path = settings_.reply_path;
-  if (auto pos = path.find("{id}"); pos != std::string::npos) path.replace(pos, 4, url_encode(ticket_id));
+  if (auto pos = path.find("{id}"); pos != std::string::npos) path.replace(pos, 4, url_encode(id_text(ticket_id)));
   std::string body = reply_body(reply);
-  auto r = co_await call("add_reply", net::http::verb::post, std::move(path), std::move(body), ctx);
+  auto r = co_await call("add_reply", net::http::verb::post, std::move(path), std::move(body), ctx,
+                         /*repeatable=*/false);
   if (!r) co_return r.error();
   if (auto id = extract_id(r.value().body)) co_return *id;
   co_return ApiError{ErrorKind::Permanent, r.value().status, "add_reply: created, but the answer carries no id"};

@@ -13,8 +13,19 @@ Verdict classify_status(int status) {
   if (status >= 200 && status < 300) return Verdict::Success;
   if (status == 401) return Verdict::ReauthenticateOnce;
   if (status == 403) return Verdict::Forbidden;
+  if (status == 410) return Verdict::Outage;
   if (status == 408 || status == 425 || status == 429 || status >= 500) return Verdict::RetryLater;
   return Verdict::Permanent;
+}
+
+bool is_api_error_body(std::string_view body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  return !j.is_discarded() && j.is_object() && (j.contains("error") || j.contains("errors"));
+}
+
+Verdict classify(int status, std::string_view body) {
+  if (status == 403) return is_api_error_body(body) ? Verdict::Permanent : Verdict::ReauthenticateOnce;
+  return classify_status(status);
 }
 
 std::chrono::milliseconds backoff_delay(const BackoffSettings& s, int attempt, std::mt19937_64& rng) {
@@ -57,6 +68,13 @@ std::string api_error_message(std::string_view body) {
     if (j.contains("error")) {
       if (auto t = text(j["error"]); !t.empty()) return t;
     }
+    if (j.contains("errors") && j["errors"].is_array()) {
+      std::string all;
+      for (const auto& e : j["errors"])
+        if (auto t = text(e); !t.empty()) all += (all.empty() ? "" : "; ") + t;
+      if (!all.empty()) return all;
+    }
+    if (j.contains("Message") && j["Message"].is_string()) return j["Message"].get<std::string>();  // the gateway
     if (auto t = text(j); !t.empty()) return t;
   }
   std::string s(body.substr(0, 200));

@@ -4,6 +4,8 @@
 // server closed it while idle, so the request was never processed.
 #include "mailgate/net/http_client.hpp"
 
+#include <cctype>
+
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -152,7 +154,9 @@ asio::awaitable<HttpResponse> HttpClient::exchange(Connection& c, const Url& url
     co_await http::async_write(*plain, req, asio::redirect_error(use_awaitable, ec));
   else
     co_await http::async_write(std::get<1>(c.stream), req, asio::redirect_error(use_awaitable, ec));
-  out.maybe_processed = true;  // bytes may have reached the server
+  // A request written in part cannot have been acted on (its length is
+  // declared); one written whole may have been.
+  out.maybe_processed = !ec;
   if (ec) {
     out.error = classify(ec);
     out.error_text = "sending to " + url.host + " failed: " + ec.message();
@@ -177,6 +181,11 @@ asio::awaitable<HttpResponse> HttpClient::exchange(Connection& c, const Url& url
   out.status = static_cast<int>(res.result_int());
   out.body = std::move(res.body());
   if (auto it = res.find(http::field::retry_after); it != res.end()) out.retry_after = std::string(it->value());
+  for (const auto& field : res) {
+    std::string name(field.name_string());
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    out.headers[name] = std::string(field.value());
+  }
   keep_alive = res.keep_alive();
   co_return out;
 }
@@ -208,7 +217,8 @@ asio::awaitable<HttpResponse> HttpClient::send(HttpRequest request) {
     }
     bool keep_alive = false, response_started = false;
     HttpResponse r = co_await exchange(*c, *url, request, keep_alive, response_started);
-    if (r.error != TransportError::None && c->reused && !response_started && attempt == 0)
+    if (r.error != TransportError::None && c->reused && !response_started && attempt == 0 &&
+        (request.idempotent || !r.maybe_processed))
       continue;  // stale keep-alive connection: the server closed it while idle
     if (r.error == TransportError::None && keep_alive && idle_[key].size() < limits_.max_idle_per_host) {
       c->buffer.consume(c->buffer.size());

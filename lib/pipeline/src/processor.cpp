@@ -9,6 +9,7 @@
 
 #include "mailgate/log/log.hpp"
 #include "mailgate/mail/preview.hpp"
+#include "mailgate/metrics/metrics.hpp"
 
 namespace mailgate::pipeline {
 
@@ -17,6 +18,7 @@ using net::asio::use_awaitable;
 
 namespace {
 std::int64_t now_unix() { return static_cast<std::int64_t>(std::time(nullptr)); }
+constexpr const char* kTicketsHelp = "Tickets created (or adopted after a crash) for mail.";
 }  // namespace
 
 std::string resolve_placeholders(std::string message, const std::map<std::string, std::string>& uuid_by_ref) {
@@ -176,20 +178,45 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
         co_return;
       }
       spool_.set_media(id, {m.ref, r.value(), now_unix()});
+      metrics::Registry::global().add("mailgate_media_uploaded_bytes_total", "Bytes of attachments uploaded to the API.",
+                                      {}, static_cast<double>(m.bytes.size()));
       uuid_by_ref[m.ref] = r.value();
     }
     attachments.push_back(uuid_by_ref[m.ref]);
   }
 
-  // 3. The ticket. See the header for the duplicate window.
-  if (record.ticket_post_started)
-    log::warn("pipeline.recovering_ticket_post",
-              {{"spool_id", id}, {"note", "a ticket POST was unanswered or unrecorded when mailgate stopped; "
-                                          "posting again (a duplicate is possible only if it had succeeded)"}});
-  messenger::NewTicket ticket{draft.title, resolve_placeholders(draft.message, uuid_by_ref), user,
-                              std::move(attachments), settings_.ticket_defaults};
+  // 3. The ticket, exactly once (see the header).
+  if (record.ticket_post_started) {
+    auto found = co_await find_posted_ticket(record, draft.title, user);
+    if (!found) {
+      // Without an answer we cannot know: never post blind; try later.
+      handle_error(record, found.error(), "find_ticket");
+      co_return;
+    }
+    if (found.value()) {
+      const messenger::TicketRef& t = *found.value();
+      spool_.set_ticket(id, t.id, t.full_uuid);  // no co_await between the lookup's answer and this commit
+      metrics::Registry::global().add("mailgate_tickets_created_total", kTicketsHelp, {});
+      log::warn("pipeline.ticket_adopted", {{"spool_id", id}, {"ticket", messenger::id_text(t.id)},
+                                            {"full_uuid", t.full_uuid},
+                                            {"note", "a POST before the restart had created it; not posted again"}});
+      co_return;
+    }
+    log::warn("pipeline.ticket_reposted",
+              {{"spool_id", id}, {"note", "a POST before the restart left no ticket (lookup found none); posting again"}});
+  }
+  std::map<std::string, std::string> att_by_ref;  // att:ID takes the id's text: 1234, or a-b without quotes
+  for (const auto& [ref, media_id] : uuid_by_ref) att_by_ref[ref] = messenger::id_text(media_id);
+  messenger::NewTicket ticket{draft.title, resolve_placeholders(draft.message, att_by_ref), user,
+                              std::move(attachments), settings_.ticket_defaults,
+                              settings_.external_id ? id : std::string()};
   spool_.mark_ticket_post_started(id);
-  auto r = co_await client_->create_ticket(std::move(ticket), ctx);
+  // A ticket another message recorded is never adopted for this one.
+  auto taken = [this, id](const std::string& ticket_id) {
+    auto owner = spool_.message_with_ticket(ticket_id);
+    return owner && *owner != id;
+  };
+  auto r = co_await client_->create_ticket(std::move(ticket), ctx, taken);
   if (!r) {
     if (auto stale = stale_reference(r.error(), fresh_user, all_media_fresh)) {
       // A user deleted by an admin, or media the API expired early: forget
@@ -204,8 +231,26 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
     handle_error(record, r.error(), "create_ticket");
     co_return;
   }
-  spool_.set_ticket(id, r.value());  // no co_await between the answer and this commit
-  log::info("pipeline.ticket_created", {{"spool_id", id}, {"ticket", r.value()}, {"media", std::to_string(draft.media.size())}});
+  spool_.set_ticket(id, r.value().id, r.value().full_uuid);  // no co_await between the answer and this commit
+  metrics::Registry::global().add("mailgate_tickets_created_total", kTicketsHelp, {});
+  log::info("pipeline.ticket_created", {{"spool_id", id}, {"ticket", messenger::id_text(r.value().id)},
+                                        {"full_uuid", r.value().full_uuid},
+                                        {"media", std::to_string(draft.media.size())}});
+}
+
+awaitable<messenger::Result<std::optional<messenger::TicketRef>>> Processor::find_posted_ticket(
+    const spool::MessageRecord& record, const std::string& title, const std::string& user) {
+  messenger::CallContext ctx{record.id};
+  messenger::TicketLookup lookup{settings_.external_id ? record.id : std::string(), user, title};
+  messenger::TicketLookup query = lookup;
+  auto found = co_await client_->find_tickets(std::move(query), ctx);
+  if (!found) co_return found.error();
+  const std::string id = record.id;
+  auto taken = [this, id](const std::string& ticket_id) {
+    auto owner = spool_.message_with_ticket(ticket_id);
+    return owner && *owner != id;
+  };
+  co_return messenger::choose_ticket(found.value(), lookup, record.ticket_post_started_at, taken);
 }
 
 // Which remembered reference a refused POST /tickets blames: "user",
@@ -250,6 +295,13 @@ void Processor::handle_error(const spool::MessageRecord& record, const messenger
   std::uniform_real_distribution<double> jitter(ceiling / 2, ceiling);
   std::int64_t next = now_unix() + static_cast<std::int64_t>(jitter(rng_));
   if (error.kind == messenger::ErrorKind::Forbidden) next = std::max(next, paused_until_);
+  if (error.retry_after) {
+    // A spent rate limit is the API key's, not this message's: nothing is
+    // worth posting before it resets (an hourly quota: maybe most of an hour).
+    next = std::max(next, now_unix() + error.retry_after->count());
+    paused_until_ = std::max(paused_until_, now_unix() + error.retry_after->count());
+    log::warn("pipeline.rate_limited", {{"spool_id", record.id}, {"seconds", std::to_string(error.retry_after->count())}});
+  }
   log::info("pipeline.deferred", {{"spool_id", record.id}, {"reason", what}, {"retry_in_s", std::to_string(next - now_unix())}});
   spool_.defer(record.id, next, what);
 }

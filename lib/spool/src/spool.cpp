@@ -157,7 +157,7 @@ struct Spool::Db {
 
   static constexpr const char* kColumns =
       "id, state, source, message_id, size, received_at, next_attempt_at, attempts, last_error, user_uuid, "
-      "ticket_id, ticket_post_started, outcome";
+      "ticket_id, ticket_post_started, outcome, ticket_post_started_at, ticket_full_uuid";
   static MessageRecord row(Stmt& st) {
     MessageRecord r;
     r.id = st.text(0);
@@ -173,6 +173,8 @@ struct Spool::Db {
     r.ticket_id = st.text(10);
     r.ticket_post_started = st.integer(11) != 0;
     r.outcome = st.text(12);
+    r.ticket_post_started_at = st.integer(13);
+    r.ticket_full_uuid = st.text(14);
     return r;
   }
 };
@@ -282,6 +284,13 @@ std::unique_ptr<Spool::Db> Spool::open_db(const std::string& dir) {
       "CREATE TABLE IF NOT EXISTS imap_marks(mailbox TEXT PRIMARY KEY, uidvalidity INTEGER, last_uid INTEGER);"
       "CREATE TABLE IF NOT EXISTS imap_skipped(mailbox TEXT, uidvalidity INTEGER, uid INTEGER, size INTEGER, "
       "reason TEXT, at INTEGER, PRIMARY KEY(mailbox, uidvalidity, uid));");
+  // Columns added since the first schema: spools made before get them here.
+  for (const char* column : {"ticket_post_started_at INTEGER DEFAULT 0", "ticket_full_uuid TEXT DEFAULT ''"}) {
+    const std::string name = std::string(column).substr(0, std::string(column).find(' '));
+    auto info = db->prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name=?");
+    info.bind(1, name);
+    if (!info.step()) db->exec(("ALTER TABLE messages ADD COLUMN " + std::string(column)).c_str());
+  }
   return db;
 }
 
@@ -585,8 +594,10 @@ void Spool::set_media(const std::string& id, const MediaRecord& m) {
 }
 
 void Spool::mark_ticket_post_started(const std::string& id) {
-  auto st = db_->prepare("UPDATE messages SET ticket_post_started=1 WHERE id=?");
-  st.bind(1, id);
+  auto st = db_->prepare(
+      "UPDATE messages SET ticket_post_started=1, ticket_post_started_at=CASE WHEN ticket_post_started_at=0 "
+      "THEN ? ELSE ticket_post_started_at END WHERE id=?");
+  st.bind(1, now_unix()).bind(2, id);
   st.step();
 }
 
@@ -610,15 +621,23 @@ std::string Spool::existing_path(const std::string& id, State state) const {
   return path;
 }
 
-void Spool::set_ticket(const std::string& id, const std::string& ticket_id) {
+void Spool::set_ticket(const std::string& id, const std::string& ticket_id, const std::string& full_uuid) {
   // The record of the ticket id comes first: once it is durable, a crash
   // can no longer cause the ticket to be posted again.
   auto st = db_->prepare(
-      "UPDATE messages SET ticket_id=?, ticket_post_started=0, state='done', outcome=?, finished_at=?, last_error='' "
-      "WHERE id=?");
-  st.bind(1, ticket_id).bind(2, "ticket " + ticket_id).bind(3, now_unix()).bind(4, id);
+      "UPDATE messages SET ticket_id=?, ticket_full_uuid=?, ticket_post_started=0, state='done', outcome=?, "
+      "finished_at=?, last_error='' WHERE id=?");
+  std::string outcome = "ticket " + ticket_id + (full_uuid.empty() ? "" : " " + full_uuid);
+  st.bind(1, ticket_id).bind(2, full_uuid).bind(3, outcome).bind(4, now_unix()).bind(5, id);
   st.step();
   move_file(id, State::Queued, State::Done);
+}
+
+std::optional<std::string> Spool::message_with_ticket(const std::string& ticket_id) {
+  auto st = db_->prepare("SELECT id FROM messages WHERE ticket_id=? LIMIT 1");
+  st.bind(1, ticket_id);
+  if (!st.step()) return std::nullopt;
+  return st.text(0);
 }
 
 void Spool::finish(const std::string& id, const std::string& outcome) {

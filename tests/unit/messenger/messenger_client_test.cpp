@@ -9,6 +9,8 @@
 #include <fstream>
 #include <set>
 
+#include "mailgate/metrics/metrics.hpp"
+
 #include "fake_messenger.hpp"
 
 namespace fs = std::filesystem;
@@ -118,31 +120,40 @@ TEST_F(MessengerClientTest, HappyPathUserMediaTicketOverTlsOnOneConnection) {
   ASSERT_TRUE(user) << user.error().message;
   auto media = run(io, client.upload_media("logo.png", png, kCtx));
   ASSERT_TRUE(media) << media.error().message;
-  NewTicket t{"Printer on fire", "<p>See <img src=\"att:" + media.value() + "\"/></p>", user.value(), {media.value()},
-              {{"source", "email"}}};
+  // Typed values from config (tickets.defaults) reach the API as numbers.
+  NewTicket t{"Printer on fire", "<p>See <img src=\"att:" + id_text(media.value()) + "\"/></p>", user.value(),
+              {media.value()}, {{"source", 5}, {"queue", 3}}, ""};
   auto ticket = run(io, client.create_ticket(t, kCtx));
   ASSERT_TRUE(ticket) << ticket.error().message;
-  auto reply = run(io, client.add_reply(ticket.value(), NewReply{"<p>more</p>", user.value(), {}}, kCtx));
+  auto reply = run(io, client.add_reply(ticket.value().id, NewReply{"<p>more</p>", user.value(), {}}, kCtx));
   ASSERT_TRUE(reply) << reply.error().message;
 
   auto tickets = fake.tickets();
   ASSERT_EQ(tickets.size(), 1u);
-  EXPECT_EQ(tickets[0].id, ticket.value());
+  EXPECT_EQ(tickets[0].id, id_text(ticket.value().id));
+  EXPECT_EQ(ticket.value().id, tickets[0].id);  // an integer id keeps its type: 1000, not "1000"
+  EXPECT_EQ(ticket.value().full_uuid, tickets[0].full_uuid);
+  EXPECT_FALSE(ticket.value().full_uuid.empty());
   EXPECT_EQ(tickets[0].title, "Printer on fire");
-  EXPECT_EQ(tickets[0].creator, user.value());
-  EXPECT_EQ(tickets[0].attachments, std::vector<std::string>{media.value()});
-  EXPECT_EQ(tickets[0].request["source"], "email");
+  EXPECT_EQ(tickets[0].creator, id_text(user.value()));
+  EXPECT_TRUE(tickets[0].request["creator"].is_number_integer()) << tickets[0].request["creator"];
+  EXPECT_EQ(tickets[0].attachments, std::vector<std::string>{id_text(media.value())});
+  EXPECT_EQ(tickets[0].request["source"], 5);
+  EXPECT_EQ(tickets[0].request["queue"], 3);
   ASSERT_EQ(fake.media().size(), 1u);
   EXPECT_EQ(fake.media()[0].content, png);  // byte for byte
   EXPECT_EQ(fake.users()[0].address, "jane@example.com");
-  // Auth, discovery once, then the calls; all on one kept-alive connection.
+  // Auth (its answer names the ticketing URL: no /apis), the user looked up
+  // before it was created, then the calls; all on one kept-alive connection.
   EXPECT_EQ(fake.count("auth"), 1u);
-  EXPECT_EQ(fake.count("apis"), 1u);
+  EXPECT_EQ(fake.count("apis"), 0u);
+  EXPECT_EQ(fake.count("find_user"), 1u);
+  EXPECT_EQ(fake.count("users"), 1u);
   EXPECT_EQ(client.http().connections_opened(), 1u);
 }
 
-TEST_F(MessengerClientTest, ExistingUsersAnswerWithTheirIdInEveryStyle) {
-  for (auto style : {ExistingUserStyle::ConflictWithId, ExistingUserStyle::ConflictWithoutId, ExistingUserStyle::OkWithId}) {
+TEST_F(MessengerClientTest, ExistingUsersAreLookedUpNotCreatedAgain) {
+  for (auto style : {ExistingUserStyle::Refused, ExistingUserStyle::ConflictWithId, ExistingUserStyle::OkWithId}) {
     FakeMessenger fake(tls_fake_options());
     fake.set_existing_user_style(style);
     MessengerClient client(io.get_executor(), settings_for(fake));
@@ -150,9 +161,25 @@ TEST_F(MessengerClientTest, ExistingUsersAnswerWithTheirIdInEveryStyle) {
     auto again = run(io, client.create_user("Jane D.", "JANE@example.com", kCtx));
     ASSERT_TRUE(first && again) << (again ? first.error().message : again.error().message);
     EXPECT_EQ(first.value(), again.value());
+    EXPECT_EQ(first.value(), "1");  // a JSON number, kept as one
     EXPECT_EQ(fake.users().size(), 1u);
-    EXPECT_EQ(fake.count("find_user"), style == ExistingUserStyle::ConflictWithoutId ? 1u : 0u);
+    EXPECT_EQ(fake.count("find_user"), 2u);
+    EXPECT_EQ(fake.count("users"), 1u);  // POST only for the unknown address
   }
+}
+
+TEST_F(MessengerClientTest, AUserCreatedMeanwhileIsLookedUpAfterTheRefusal) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto first = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_TRUE(first);
+  fake.set_lookup_misses(1);  // our lookup misses it; the POST is refused: "already exists"
+  auto again = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again.value(), first.value());
+  EXPECT_EQ(fake.count("users"), 2u);      // created, then refused
+  EXPECT_EQ(fake.count("find_user"), 3u);  // before each POST, and after the refusal
+  EXPECT_EQ(fake.users().size(), 1u);
 }
 
 class EachFaultAlone : public MessengerClientTest, public ::testing::WithParamInterface<Fault> {};
@@ -165,10 +192,14 @@ TEST_P(EachFaultAlone, TicketArrivesExactlyOnce) {
   auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx));
   ASSERT_TRUE(user);
   fake.script_faults("tickets", {GetParam()});
-  auto ticket = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user.value(), {}, {}}, kCtx));
+  auto ticket = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user.value(), {}, {}, ""}, kCtx));
   ASSERT_TRUE(ticket) << ticket.error().message;
   EXPECT_EQ(fake.tickets().size(), 1u);
-  const bool answered_first_time = GetParam() == Fault::Slow || GetParam() == Fault::DropAfterResponse;
+  // A request that was sent and got no answer is looked up before it is sent again.
+  const bool lost = GetParam() == Fault::DropBeforeResponse || GetParam() == Fault::DropAfterProcessing;
+  EXPECT_EQ(fake.count("find_ticket"), lost ? 1u : 0u);
+  const bool answered_first_time = GetParam() == Fault::Slow || GetParam() == Fault::DropAfterResponse ||
+                                   GetParam() == Fault::DropAfterProcessing;  // found by the lookup, adopted
   std::size_t attempts = 0;
   for (const auto& r : fake.requests()) attempts += r.call == "tickets";
   EXPECT_EQ(attempts, answered_first_time ? 1u : 2u);
@@ -179,17 +210,21 @@ TEST_P(EachFaultAlone, TicketArrivesExactlyOnce) {
 
 std::string fault_test_name(const ::testing::TestParamInfo<Fault>& info) {
   static const char* const kNames[] = {"Status500", "Status503", "Status429", "DropBeforeResponse",
-                                       "DropAfterResponse", "Slow"};
+                                       "DropAfterResponse", "Slow", "Status502", "Status504", "Gateway403", "ApiForbidden",
+                                       "DropAfterProcessing"};
   return kNames[static_cast<int>(info.param)];
 }
 
 INSTANTIATE_TEST_SUITE_P(Faults, EachFaultAlone,
                          ::testing::Values(Fault::Status500, Fault::Status503, Fault::Status429,
-                                           Fault::DropBeforeResponse, Fault::DropAfterResponse, Fault::Slow),
+                                           Fault::DropBeforeResponse, Fault::DropAfterResponse, Fault::Slow,
+                                           Fault::Status502, Fault::Status504, Fault::Gateway403,
+                                           Fault::DropAfterProcessing),
                          fault_test_name);
 
 TEST_F(MessengerClientTest, FaultsDuringAuthAndDiscoveryAreRetried) {
   FakeMessenger fake(tls_fake_options());
+  fake.set_auth_includes_apis(false);  // so that discovery needs GET /apis
   fake.script_faults("auth", {Fault::Status503, Fault::DropBeforeResponse});
   fake.script_faults("apis", {Fault::Status500});
   MessengerClient client(io.get_executor(), settings_for(fake));
@@ -221,7 +256,7 @@ TEST_F(MessengerClientTest, RetryAfterIsRespected) {
   auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx));
   ASSERT_TRUE(user);
   fake.script_faults("tickets", {Fault::Status429});
-  auto ticket = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user.value(), {}, {}}, kCtx));
+  auto ticket = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user.value(), {}, {}, ""}, kCtx));
   ASSERT_TRUE(ticket) << ticket.error().message;
   std::vector<double> at;
   for (const auto& r : fake.requests())
@@ -238,7 +273,7 @@ TEST_F(MessengerClientTest, ARevokedTokenIsReplacedOnceAndTheCallRetried) {
   auto bob = run(io, client.create_user("Bob", "bob@example.com", kCtx));
   ASSERT_TRUE(bob) << bob.error().message;
   EXPECT_EQ(fake.count("auth"), 2u);
-  EXPECT_EQ(fake.count("apis"), 2u);  // discovery after each new token
+  EXPECT_EQ(fake.count("apis"), 0u);  // each /auth answer names the ticketing URL
 }
 
 TEST_F(MessengerClientTest, TokensAreRefreshedAheadOfExpiryAndReplacedWhenRefreshFails) {
@@ -259,6 +294,7 @@ TEST_F(MessengerClientTest, TokensAreRefreshedAheadOfExpiryAndReplacedWhenRefres
 
 TEST_F(MessengerClientTest, ConcurrentCallsShareOneTokenFetch) {
   FakeMessenger fake(tls_fake_options());
+  fake.set_auth_includes_apis(false);  // and one discovery
   MessengerClient client(io.get_executor(), settings_for(fake));
   int done = 0;
   for (int i = 0; i < 20; ++i)
@@ -279,7 +315,11 @@ TEST_F(MessengerClientTest, ForbiddenStopsWithoutRetrying) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, ErrorKind::Forbidden);
   EXPECT_EQ(r.error().status, 403);
-  EXPECT_EQ(fake.count("users"), 1u);
+  // The gateway's 403 may be an expired token: one new session, one retry,
+  // then it is the credentials, and nothing more is sent.
+  EXPECT_EQ(fake.count("find_user"), 2u);
+  EXPECT_EQ(fake.count("auth"), 2u);
+  EXPECT_EQ(fake.count("users"), 0u);
 }
 
 TEST_F(MessengerClientTest, WrongCredentialsAreForbiddenNotRetriedForever) {
@@ -296,11 +336,11 @@ TEST_F(MessengerClientTest, WrongCredentialsAreForbiddenNotRetriedForever) {
 TEST_F(MessengerClientTest, PermanentErrorsCarryTheApiMessage) {
   FakeMessenger fake(tls_fake_options());
   MessengerClient client(io.get_executor(), settings_for(fake));
-  auto r = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", "no-such-user", {}, {}}, kCtx));
+  auto r = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", "999", {}, {}, ""}, kCtx));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, ErrorKind::Permanent);
   EXPECT_EQ(r.error().status, 400);
-  EXPECT_EQ(r.error().message, "unknown creator no-such-user");
+  EXPECT_EQ(r.error().message, "unknown creator 999");
   EXPECT_EQ(fake.count("tickets"), 1u);
   auto reply = run(io, client.add_reply("999999", NewReply{"<p>x</p>", "u", {}}, kCtx));
   ASSERT_FALSE(reply);
@@ -313,12 +353,12 @@ TEST_F(MessengerClientTest, TheFakeHoldsTheContract) {
   auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx)).value();
   auto media = run(io, client.upload_media("a.png", "PNG", kCtx)).value();
   // att: not listed in attachments
-  auto r = run(io, client.create_ticket(NewTicket{"t", "<img src=\"att:" + media + "\"/>", user, {}, {}}, kCtx));
+  auto r = run(io, client.create_ticket(NewTicket{"t", "<img src=\"att:" + id_text(media) + "\"/>", user, {}, {}, ""}, kCtx));
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("is not in attachments"), std::string::npos);
   // media older than an hour
   fake.advance_clock(std::chrono::seconds(3601));
-  r = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user, {media}, {}}, kCtx));
+  r = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user, {media}, {}, ""}, kCtx));
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("expired"), std::string::npos);
   EXPECT_TRUE(fake.tickets().empty());
@@ -336,6 +376,13 @@ TEST_F(MessengerClientTest, SevenMegabytesUploadEightAreRefusedLocally) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().kind, ErrorKind::Permanent);
   EXPECT_EQ(fake.count("media"), 1u);  // the 8 MB request was never sent
+  // 7 MB is the documented ceiling per file, though 7.5 MB would fit in 10 MB.
+  auto above = run(io, client.upload_media("seven-and-a-half.bin", bytes_of(7'500'000, 9), kCtx));
+  ASSERT_FALSE(above);
+  EXPECT_EQ(above.error().kind, ErrorKind::Permanent);
+  EXPECT_NE(above.error().message.find("7 MB"), std::string::npos) << above.error().message;
+  EXPECT_EQ(fake.count("media"), 1u);
+  EXPECT_EQ(MessengerClient::max_media_bytes("a.pdf"), kMaxFileBytes);
 }
 
 TEST_F(MessengerClientTest, TheFakeAnswers413AboveTenMegabytes) {
@@ -435,8 +482,8 @@ TEST_F(MessengerClientTest, StormOfFaultsEveryTicketExactlyOnce) {
     std::string file = "file-" + std::to_string(i) + ".bin", content = bytes_of(2000 + i, i);
     auto media = co_await client.upload_media(std::move(file), content, ctx);
     if (!media) { failures.push_back(media.error().message); co_return; }
-    NewTicket t{"ticket " + std::to_string(i), "<p><img src=\"att:" + media.value() + "\"/></p>", user.value(),
-                {media.value()}, {}};
+    NewTicket t{"ticket " + std::to_string(i), "<p><img src=\"att:" + id_text(media.value()) + "\"/></p>", user.value(),
+                {media.value()}, {}, ""};
     auto ticket = co_await client.create_ticket(std::move(t), ctx);
     if (!ticket) { failures.push_back(ticket.error().message); co_return; }
     ++succeeded;
@@ -469,4 +516,205 @@ TEST_F(MessengerClientTest, StormOfFaultsEveryTicketExactlyOnce) {
             << " duplicates, " << seconds << " s\n";
   EXPECT_GT(faults, 50u);
   EXPECT_GE(fake.count("auth") + fake.count("refresh"), 2u);  // tokens did expire under it
+}
+
+// ---- messenger-api.md as rewritten (issue 10) ----
+
+// An expired token gets the gateway's 403, never a 401: one new session,
+// and the call goes through.
+TEST_F(MessengerClientTest, TheGatewaysForbiddenOnAnExpiredTokenStartsANewSession) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  ASSERT_TRUE(run(io, client.create_user("Jane", "jane@example.com", kCtx)));
+  fake.advance_clock(std::chrono::seconds(21 * 60));  // the fake's tokens expired; our clock did not move
+  auto bob = run(io, client.create_user("Bob", "bob@example.com", kCtx));
+  ASSERT_TRUE(bob) << bob.error().message;
+  EXPECT_EQ(fake.count("auth"), 2u);
+  std::size_t forbidden = 0;
+  for (const auto& r : fake.requests()) forbidden += r.status == 403;
+  EXPECT_EQ(forbidden, 1u);
+  for (const auto& r : fake.requests()) EXPECT_NE(r.status, 401) << r.target;
+}
+
+TEST_F(MessengerClientTest, AForbiddenWithAnApiErrorBodyIsPermanentForThatMessage) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_TRUE(user);
+  fake.script_faults("tickets", {Fault::ApiForbidden});
+  auto r = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user.value(), {}, {}, ""}, kCtx));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::Permanent);
+  EXPECT_EQ(r.error().message, "this key may not write to that queue");
+  EXPECT_EQ(fake.count("auth"), 1u);  // no new session for an API refusal
+}
+
+TEST_F(MessengerClientTest, AnEndpointTurnedOffStopsPostingWithoutBlamingTheMessage) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_TRUE(user);
+  fake.set_gone("tickets", true);
+  auto r = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user.value(), {}, {}, ""}, kCtx));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::Forbidden);  // keep queued, pause, log loudly
+  EXPECT_EQ(r.error().status, 410);
+  EXPECT_NE(r.error().message.find("turned off"), std::string::npos) << r.error().message;
+  EXPECT_EQ(fake.count("tickets"), 1u);
+  EXPECT_EQ(metrics::Registry::global().value("mailgate_api_paused", {}), 1.0);
+  fake.set_gone("tickets", false);
+  ASSERT_TRUE(run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user.value(), {}, {}, ""}, kCtx)));
+  EXPECT_EQ(metrics::Registry::global().value("mailgate_api_paused", {}), 0.0);
+}
+
+// Over a simulated day of 20-minute tokens: one /auth (its answer names the
+// ticketing URL), refreshes that keep the URL, no /apis at all; and when
+// /auth does not name it, exactly one /apis.
+TEST_F(MessengerClientTest, ADayOfTwentyMinuteTokensNeedsOneAuthAndAtMostOneDiscovery) {
+  for (bool auth_names_apis : {true, false}) {
+    FakeMessenger fake(tls_fake_options());
+    fake.set_auth_includes_apis(auth_names_apis);
+    auto settings = settings_for(fake);
+    auto offset = std::make_shared<std::chrono::seconds>(0);
+    settings.session_clock = [offset] { return std::chrono::steady_clock::now() + *offset; };
+    MessengerClient client(io.get_executor(), settings);
+    const auto step = std::chrono::minutes(5);
+    for (int i = 0; i < 24 * 12; ++i) {
+      ASSERT_TRUE(run(io, client.create_user("U", "u@example.com", kCtx))) << "step " << i;
+      *offset += step;
+      fake.advance_clock(step);
+    }
+    EXPECT_EQ(fake.count("auth"), 1u);
+    EXPECT_EQ(fake.count("apis"), auth_names_apis ? 0u : 1u);
+    // Refreshed every 15 minutes (5 before expiry): 96 a day, give or take one.
+    EXPECT_GE(fake.count("refresh"), 95u);
+    EXPECT_LE(fake.count("refresh"), 97u);
+    std::size_t forbidden = 0;
+    for (const auto& r : fake.requests()) forbidden += r.status == 403;
+    EXPECT_EQ(forbidden, 0u);  // never a call on an expired token
+  }
+}
+
+TEST_F(MessengerClientTest, A429WaitsForTheThrottleReset) {
+  FakeMessenger fake(tls_fake_options());
+  fake.set_fault_reset("2");  // no Retry-After: the API documents none
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_TRUE(user);
+  fake.script_faults("tickets", {Fault::Status429});
+  auto ticket = run(io, client.create_ticket(NewTicket{"t", "<p>m</p>", user.value(), {}, {}, ""}, kCtx));
+  ASSERT_TRUE(ticket) << ticket.error().message;
+  std::vector<double> at;
+  for (const auto& r : fake.requests())
+    if (r.call == "tickets") at.push_back(r.at);
+  ASSERT_EQ(at.size(), 2u);
+  EXPECT_GE(at[1] - at[0], 1.95) << "x-throttle-reset said 2 s";
+}
+
+// An hourly quota spent: the wait is the quota's reset, most of an hour —
+// not the 60 s backoff cap — handed to the caller. The usage figures said
+// so before any 429, so none is provoked.
+TEST_F(MessengerClientTest, ASpentHourlyQuotaAsksToWaitForItsResetNotTheBackoffCap) {
+  FakeMessenger fake(tls_fake_options());
+  fake.set_rate_limits(1'000'000, 2);
+  auto settings = settings_for(fake);
+  settings.backoff.cap = milliseconds(60'000);
+  MessengerClient client(io.get_executor(), settings);
+  ASSERT_TRUE(run(io, client.create_user("Jane", "jane@example.com", kCtx)));  // lookup + create: 2 requests
+  auto r = run(io, client.create_user("Bob", "bob@example.com", kCtx));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::Temporary);
+  ASSERT_TRUE(r.error().retry_after);
+  EXPECT_GT(r.error().retry_after->count(), 3000) << r.error().retry_after->count();
+  std::size_t limited = 0;
+  for (const auto& q : fake.requests()) limited += q.status == 429;
+  EXPECT_EQ(limited, 0u);
+  EXPECT_NEAR(*metrics::Registry::global().value("mailgate_api_rate_limit_usage_ratio", {{"kind", "quota"}}), 1.0, 1e-9);
+}
+
+// Above 90 % of the per-minute throttle the client spreads its calls until
+// the reset, so that no 429 comes at all.
+TEST_F(MessengerClientTest, NearTheThrottleLimitCallsSlowDownBeforeThe429) {
+  FakeMessenger fake(tls_fake_options());
+  fake.set_throttle_window(std::chrono::seconds(2));
+  fake.set_rate_limits(10, 1'000'000);
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  ::testing::internal::CaptureStderr();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 25; ++i) ASSERT_TRUE(run(io, client.create_user("U", "u@example.com", kCtx))) << i;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::string log = ::testing::internal::GetCapturedStderr();
+  std::size_t limited = 0;
+  for (const auto& q : fake.requests()) limited += q.status == 429;
+  EXPECT_EQ(limited, 0u);
+  EXPECT_NE(log.find("api.slow_down"), std::string::npos);
+  EXPECT_GE(seconds, 3.0);  // 25 lookups at 10 per 2 s
+  auto usage = metrics::Registry::global().value("mailgate_api_rate_limit_usage_ratio", {{"kind", "throttle"}});
+  ASSERT_TRUE(usage);
+  EXPECT_GT(*usage, 0.0);
+  EXPECT_LE(*usage, 1.0);
+}
+
+// A lost answer to POST /tickets: the ticket is looked up (IQL on creator
+// and title) and adopted, not posted twice; but another message's ticket
+// with the same title and creator is never taken for ours.
+TEST_F(MessengerClientTest, ALostTicketAnswerIsLookedUpAndAnotherMessagesTicketIsNotAdopted) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_TRUE(user);
+  auto first = run(io, client.create_ticket(NewTicket{"Same \"subject\"", "<p>1</p>", user.value(), {}, {}, ""}, kCtx));
+  ASSERT_TRUE(first);
+  // The second mail, same sender and subject: its POST dies unprocessed.
+  fake.script_faults("tickets", {Fault::DropBeforeResponse});
+  auto taken = [&](const std::string& id) { return id == first.value().id; };
+  auto second = run(io, client.create_ticket(NewTicket{"Same \"subject\"", "<p>2</p>", user.value(), {}, {}, ""}, kCtx, taken));
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_NE(second.value().id, first.value().id);
+  EXPECT_EQ(fake.tickets().size(), 2u);
+  EXPECT_EQ(fake.count("find_ticket"), 1u);
+  bool iql_seen = false;
+  for (const auto& r : fake.requests())
+    if (r.call == "find_ticket") iql_seen = r.target.find("iql=creator%20IS%201%20AND%20title%20IS%20%22Same%20%5C%22subject%5C%22%22") != std::string::npos;
+  EXPECT_TRUE(iql_seen);
+  // The third: processed, answer lost; found and adopted.
+  fake.script_faults("tickets", {Fault::DropAfterProcessing});
+  auto third = run(io, client.create_ticket(NewTicket{"Other", "<p>3</p>", user.value(), {}, {}, ""}, kCtx, taken));
+  ASSERT_TRUE(third) << third.error().message;
+  EXPECT_EQ(fake.tickets().size(), 3u);
+  EXPECT_EQ(third.value().id, fake.tickets().back().id);
+  EXPECT_EQ(third.value().full_uuid, fake.tickets().back().full_uuid);
+}
+
+TEST_F(MessengerClientTest, TicketsAreFoundByExternalIdWhenTheDeploymentTakesOne) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto user = run(io, client.create_user("Jane", "jane@example.com", kCtx));
+  ASSERT_TRUE(user);
+  fake.script_faults("tickets", {Fault::DropAfterProcessing});
+  NewTicket t{"t", "<p>m</p>", user.value(), {}, {}, "spool-42"};
+  auto r = run(io, client.create_ticket(t, kCtx));
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(fake.tickets().size(), 1u);
+  EXPECT_EQ(fake.tickets()[0].external_id, "spool-42");
+  bool by_external_id = false;
+  for (const auto& q : fake.requests()) by_external_id |= q.target.find("?external_id=spool-42") != std::string::npos;
+  EXPECT_TRUE(by_external_id);
+  auto found = run(io, client.find_tickets(TicketLookup{"spool-42", "", ""}, kCtx));
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found.value().size(), 1u);
+  EXPECT_EQ(found.value()[0].ref.id, r.value().id);
+}
+
+TEST_F(MessengerClientTest, RequestsAreCountedAndTimedPerEndpoint) {
+  FakeMessenger fake(tls_fake_options());
+  MessengerClient client(io.get_executor(), settings_for(fake));
+  auto& m = metrics::Registry::global();
+  const double before = m.value("mailgate_api_requests_total", {{"endpoint", "find_user"}, {"status", "200"}}).value_or(0);
+  const double timed = m.value("mailgate_api_request_duration_seconds", {{"endpoint", "find_user"}}).value_or(0);
+  ASSERT_TRUE(run(io, client.create_user("Jane", "jane@example.com", kCtx)));
+  EXPECT_EQ(m.value("mailgate_api_requests_total", {{"endpoint", "find_user"}, {"status", "200"}}).value_or(0), before + 1);
+  EXPECT_EQ(m.value("mailgate_api_request_duration_seconds", {{"endpoint", "find_user"}}).value_or(0), timed + 1);
+  EXPECT_NE(m.render().find("mailgate_api_request_duration_seconds_bucket{endpoint=\"create_user\",le=\"+Inf\"}"),
+            std::string::npos);
 }

@@ -51,3 +51,29 @@ TEST(RetryPolicy, ApiErrorMessages) {
   EXPECT_EQ(api_error_message("<html>Bad Gateway</html>"), "<html>Bad Gateway</html>");
   EXPECT_EQ(api_error_message(""), "(empty response body)");
 }
+
+// issue 15: gateway and timeout statuses are temporary; a test that fails
+// if 502 or 504 were ever classified permanent.
+TEST(RetryPolicy, GatewayErrorsAndTimeoutsAreTemporary) {
+  for (int s : {500, 502, 503, 504, 599}) {
+    EXPECT_EQ(classify_status(s), Verdict::RetryLater) << s;
+    EXPECT_EQ(classify(s, R"({"Message":"Endpoint request timed out"})"), Verdict::RetryLater) << s;
+  }
+}
+
+TEST(RetryPolicy, A403IsTheGatewaysOrTheApis) {
+  EXPECT_EQ(classify(403, R"({"Message":"User is not authorized to access this resource with an explicit deny"})"),
+            Verdict::ReauthenticateOnce);
+  EXPECT_EQ(classify(403, "<html>Forbidden</html>"), Verdict::ReauthenticateOnce);
+  EXPECT_EQ(classify(403, R"({"error":{"code":403,"message":"not for this queue"}})"), Verdict::Permanent);
+  EXPECT_EQ(classify(403, R"({"errors":[{"message":"no","code":7}]})"), Verdict::Permanent);
+  EXPECT_EQ(classify(410, R"({"error":{"code":410,"message":"gone"}})"), Verdict::Outage);
+  EXPECT_EQ(classify(401, ""), Verdict::ReauthenticateOnce);
+}
+
+TEST(RetryPolicy, EveryErrorBodyShapeGivesTheOperatorTheReason) {
+  EXPECT_EQ(api_error_message(R"({"errors":[{"message":"A user with this address already exists","code":4001}]})"),
+            "A user with this address already exists");
+  EXPECT_EQ(api_error_message(R"({"errors":[{"message":"a"},{"message":"b"}]})"), "a; b");
+  EXPECT_EQ(api_error_message(R"({"Message":"User is not authorized"})"), "User is not authorized");
+}

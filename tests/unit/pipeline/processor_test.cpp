@@ -7,6 +7,8 @@
 
 #include <filesystem>
 
+#include "fake_messenger.hpp"
+
 namespace fs = std::filesystem;
 using namespace mailgate;
 
@@ -43,4 +45,134 @@ TEST(Processor, ASpoolErrorKeepsTheMessageQueuedWithTheReason) {
   EXPECT_GT(rec->next_attempt_at, rec->received_at);
   EXPECT_EQ(processor.in_flight(), 0u);
   fs::remove_all(dir);
+}
+
+// ---- exactly once across a crash (issue 10) ----
+// A message found with ticket_post_started and no ticket id was killed
+// inside a ticket POST. Against the fake: it is looked up, adopted when the
+// POST had arrived, posted again when not — and another mail's ticket with
+// the same sender and subject is never taken for it.
+namespace {
+
+struct CrashRig {
+  fs::path dir = fs::temp_directory_path() / ("mailgate-processor-crash-" + std::to_string(::getpid()));
+  std::unique_ptr<spool::Spool> spool;
+  mailgate::testing::FakeMessenger fake;
+  net::asio::io_context io;
+  std::unique_ptr<messenger::MessengerClient> client;
+  std::unique_ptr<pipeline::Processor> processor;
+
+  explicit CrashRig(bool external_id = false) {
+    fs::remove_all(dir);
+    spool = spool::Spool::open(dir.string(), {0, 0});
+    messenger::MessengerSettings s;
+    s.api_key = "test-api-key";
+    s.secret = "test-secret";
+    s.auth_url = fake.auth_url();
+    s.allow_plain_http = true;
+    s.backoff.base = std::chrono::milliseconds(10);
+    s.backoff.cap = std::chrono::milliseconds(50);
+    client = std::make_unique<messenger::MessengerClient>(io.get_executor(), s);
+    pipeline::ProcessorSettings p;
+    p.external_id = external_id;
+    processor = std::make_unique<pipeline::Processor>(io.get_executor(), *spool, client.get(), p);
+  }
+  ~CrashRig() { fs::remove_all(dir); }
+
+  std::string accept(const std::string& subject, int n) {
+    return spool->accept("From: Jane <jane@example.com>\r\nSubject: " + subject + "\r\nMessage-ID: <m" +
+                             std::to_string(n) + "@x>\r\n\r\nbody " + std::to_string(n) + "\r\n",
+                         "smtp")
+        .id;
+  }
+  void process(const std::string& id) {
+    net::asio::co_spawn(io, processor->process(*spool->get(id)), net::asio::detached);
+    io.restart();
+    io.run();
+  }
+  template <class T>
+  T run(net::asio::awaitable<T> task) {
+    std::optional<T> out;
+    net::asio::co_spawn(io, std::move(task), [&](std::exception_ptr, T v) { out.emplace(std::move(v)); });
+    io.restart();
+    io.run();
+    return std::move(*out);
+  }
+  // What the killed process had done: the user recorded, the POST marked;
+  // `arrived`: the API created the ticket before the kill.
+  void killed_mid_post(const std::string& id, const std::string& title, bool arrived) {
+    auto user = run(client->create_user("Jane", "jane@example.com", messenger::CallContext{id}));
+    ASSERT_TRUE(user);
+    spool->set_user(id, user.value());
+    spool->cache_user("jane@example.com", user.value());
+    spool->mark_ticket_post_started(id);
+    if (!arrived) return;
+    messenger::NewTicket t{title, "<p>body</p>", user.value(), {}, {},
+                           processor_uses_external_id ? id : std::string()};
+    ASSERT_TRUE(run(client->create_ticket(t, messenger::CallContext{id})));
+  }
+  bool processor_uses_external_id = false;
+};
+
+}  // namespace
+
+TEST(ProcessorCrashRecovery, ATicketWhosePostArrivedIsAdoptedNotPostedAgain) {
+  for (bool external_id : {false, true}) {
+    CrashRig rig(external_id);
+    rig.processor_uses_external_id = external_id;
+    auto id = rig.accept("Printer on fire", 1);
+    rig.killed_mid_post(id, "Printer on fire", /*arrived=*/true);
+    ::testing::internal::CaptureStderr();
+    rig.process(id);
+    std::string log = ::testing::internal::GetCapturedStderr();
+    ASSERT_EQ(rig.fake.tickets().size(), 1u) << log;
+    auto rec = rig.spool->get(id);
+    EXPECT_EQ(rec->state, spool::State::Done) << rec->last_error;
+    EXPECT_EQ(messenger::id_text(rec->ticket_id), rig.fake.tickets()[0].id);
+    EXPECT_EQ(rec->ticket_full_uuid, rig.fake.tickets()[0].full_uuid);
+    EXPECT_NE(log.find("pipeline.ticket_adopted"), std::string::npos) << log;
+    EXPECT_EQ(rig.fake.count("find_ticket"), 1u);
+    bool by_external_id = false;
+    for (const auto& r : rig.fake.requests()) by_external_id |= r.target.find("external_id=") != std::string::npos;
+    EXPECT_EQ(by_external_id, external_id);
+  }
+}
+
+TEST(ProcessorCrashRecovery, TwoMailsWithOneSubjectFromOneSenderStayTwoTickets) {
+  CrashRig rig;
+  auto first = rig.accept("Same subject", 1);
+  auto second = rig.accept("Same subject", 2);
+  rig.process(first);
+  ASSERT_EQ(rig.fake.tickets().size(), 1u);
+  // The second is killed mid-POST before the request reached the API: the
+  // lookup finds the first mail's ticket, which is not the second's.
+  rig.killed_mid_post(second, "Same subject", /*arrived=*/false);
+  ::testing::internal::CaptureStderr();
+  rig.process(second);
+  std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(rig.fake.tickets().size(), 2u) << log;
+  EXPECT_NE(log.find("pipeline.ticket_reposted"), std::string::npos) << log;
+  auto a = rig.spool->get(first), b = rig.spool->get(second);
+  EXPECT_EQ(b->state, spool::State::Done) << b->last_error;
+  EXPECT_NE(a->ticket_id, b->ticket_id);
+  // A third, killed after its POST arrived: adopts its own ticket, not either earlier one.
+  auto third = rig.accept("Same subject", 3);
+  rig.killed_mid_post(third, "Same subject", /*arrived=*/true);
+  rig.process(third);
+  ASSERT_EQ(rig.fake.tickets().size(), 3u);
+  EXPECT_EQ(messenger::id_text(rig.spool->get(third)->ticket_id), rig.fake.tickets()[2].id);
+}
+
+// A spent hourly quota is the API key's, not the message's: the message
+// waits for the quota's reset (most of an hour), not the usual 30 s backoff.
+TEST(ProcessorRateLimits, ASpentQuotaDefersUntilItsReset) {
+  CrashRig rig;
+  rig.fake.set_rate_limits(1'000'000, 2);  // two requests an hour: the user lookup and its creation
+  auto id = rig.accept("Quota", 1);
+  const auto before = static_cast<std::int64_t>(std::time(nullptr));
+  rig.process(id);
+  auto rec = rig.spool->get(id);
+  EXPECT_EQ(rec->state, spool::State::Queued);
+  EXPECT_GE(rec->next_attempt_at, before + 3000) << rec->last_error;
+  EXPECT_TRUE(rig.fake.tickets().empty());
 }

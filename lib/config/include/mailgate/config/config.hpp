@@ -32,6 +32,9 @@ struct MessengerConfig {
   bool allow_plain_http = false;
   MessengerMode mode = MessengerMode::Live;
   int max_in_flight = 8;
+  // Send the spool id as external_id on create and look tickets up by it
+  // after a crash; off: look up by IQL (creator and title). Deployment-specific.
+  bool external_id = false;
 };
 
 enum class SmtpProtocol { Smtp, Lmtp };

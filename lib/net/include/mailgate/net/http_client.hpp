@@ -41,6 +41,11 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::string content_type = "application/json";
+  // False for a request that must not be sent twice (creating a ticket): a
+  // reused connection that fails after the request was written is then
+  // reported (maybe_processed), not silently retried — a server may have
+  // acted on it and dropped the connection before answering.
+  bool idempotent = true;
 };
 
 enum class TransportError {
@@ -59,10 +64,13 @@ std::string_view to_string(TransportError e);
 struct HttpResponse {
   TransportError error = TransportError::None;
   std::string error_text;     // for the operator; never contains the body
-  bool maybe_processed = false;  // the request was sent; the server may have acted on it
+  bool maybe_processed = false;  // the whole request was sent; the server may have acted on it
   int status = 0;
   std::string body;
   std::string retry_after;    // raw Retry-After header, "" if absent
+  // Every response header, the name in lower case (rate-limit headers such
+  // as x-throttle-reset are read by the Messenger client).
+  std::map<std::string, std::string> headers;
 };
 
 class HttpClient {

@@ -2,17 +2,23 @@
 // persisting each remote result before the next step, so a crash at any
 // instant resumes at the step it reached (design.md "Spool").
 //
-// The one window in which a crash can duplicate a ticket: after the API has
-// created the ticket and before Spool::set_ticket has committed its id. That
-// is the rest of the API's response time (the ticket exists before its
-// answer reaches us), then, from the answer's arrival, one SQLite
-// transaction with no co_await in between (about a millisecond: one fsync,
-// plus any wait for the spool's committer thread, which holds the write lock
-// for one batch commit). The API offers no idempotency key or ticket lookup
-// to close it.
-// A message found with ticket_post_started set and no ticket id was inside
-// that window (or its POST never arrived); it is posted again and the log
-// says so (event pipeline.recovering_ticket_post).
+// Exactly once. The ticket POST is the one step that cannot simply be
+// repeated: a crash after the API created the ticket and before
+// Spool::set_ticket committed its id, or an answer lost on the way, leaves
+// mailgate not knowing whether the ticket exists. So the POST is marked
+// (ticket_post_started, with the time the first attempt began) before it is
+// sent, and a message found marked with no ticket id is never posted blind:
+// it is looked up first (messenger-api.md "Exactly once") — by external_id
+// (our spool id) when messenger.external_id is on, else by IQL on creator
+// and title — and a ticket found is adopted when it was created since the
+// first attempt began and no other message recorded it (two mails with the
+// same subject from one sender stay two tickets). Only when nothing is
+// found is it posted again. Either way the log says which
+// (pipeline.ticket_adopted / pipeline.ticket_reposted). An answer lost
+// while mailgate runs is handled the same way inside
+// MessengerClient::create_ticket (api.ticket_adopted / api.ticket_reposted).
+// What the lookup cannot see it cannot adopt: a search index that lags
+// behind a create would let a re-post through; the API documents no such lag.
 #pragma once
 
 #include <chrono>
@@ -41,7 +47,8 @@ struct ProcessorSettings {
   std::chrono::seconds retry_base{30};           // backoff between attempts of one message
   std::chrono::seconds retry_cap{3600};
   std::chrono::seconds give_up_after{5 * 24 * 3600};  // then failed/ (Postfix: maximal_queue_lifetime)
-  std::chrono::seconds forbidden_pause{300};     // after a 403, no posting for this long
+  std::chrono::seconds forbidden_pause{300};     // after refused credentials or a 410, no posting for this long
+  bool external_id = false;                      // send the spool id as external_id; look tickets up by it
   std::chrono::milliseconds poll_interval{1000}; // other processes (deliver) add mail too
 };
 
@@ -71,6 +78,11 @@ class Processor {
   void handle_error(const spool::MessageRecord& record, const messenger::ApiError& error, std::string_view step);
   static std::optional<std::string> stale_reference(const messenger::ApiError& error, bool fresh_user,
                                                     bool all_media_fresh);
+  // A ticket an earlier POST of this message may have created: looked up and
+  // filtered as the header says. nullopt inside the result: nothing to adopt.
+  net::asio::awaitable<messenger::Result<std::optional<messenger::TicketRef>>> find_posted_ticket(
+      const spool::MessageRecord& record, const std::string& title, const std::string& user);
+
 
   net::asio::any_io_executor executor_;
   spool::Spool& spool_;

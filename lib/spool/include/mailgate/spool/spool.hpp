@@ -38,6 +38,8 @@ struct MessageRecord {
   std::string user_uuid;
   std::string ticket_id;
   bool ticket_post_started = false;  // a POST /tickets was sent and not yet recorded
+  std::int64_t ticket_post_started_at = 0;  // UNIX seconds: when the first POST /tickets began (0: never)
+  std::string ticket_full_uuid;      // the ticket's reference people see (ticket_id: the API's id, for paths)
   std::string outcome;               // "ticket 1234", "ignored: …", "failed: …"
 };
 
@@ -121,8 +123,13 @@ class Spool {
   void set_user(const std::string& id, const std::string& uuid);
   std::vector<MediaRecord> media(const std::string& id);
   void set_media(const std::string& id, const MediaRecord& m);
+  // Sets ticket_post_started; ticket_post_started_at only the first time.
   void mark_ticket_post_started(const std::string& id);
-  void set_ticket(const std::string& id, const std::string& ticket_id);      // → done/
+  void set_ticket(const std::string& id, const std::string& ticket_id,
+                  const std::string& full_uuid = "");                       // → done/
+  // The message that recorded this ticket id, if any (a ticket found by
+  // lookup is adopted only when no other message has it).
+  std::optional<std::string> message_with_ticket(const std::string& ticket_id);
   void finish(const std::string& id, const std::string& outcome);            // → done/ (ignored, dry-run)
   void defer(const std::string& id, std::int64_t next_attempt_at, const std::string& error);
   void fail(const std::string& id, const std::string& reason);               // → failed/ + .reason
