@@ -1,6 +1,7 @@
-// One coroutine per connection. The session is an explicit state machine;
-// each verb is checked (may it run now, is its argument sane) and then
-// carried out, as OpenSMTPD's smtp_session.c does.
+// One coroutine per connection: the listener (connection limits, STARTTLS)
+// and the session, an explicit state machine driven by a table of verbs.
+// Lines and chunks come through net::LineReader, so every wait has a
+// deadline and the session runs the same over TCP, TLS or a test's memory.
 #include "mailgate/smtp/smtp_server.hpp"
 
 #include <algorithm>
