@@ -5,6 +5,10 @@
 // (SMTP's "421 timeout"). The reader sees the connection as a ByteStream, so
 // a session runs the same over TCP, TLS or an in-memory stream in a test.
 //
+// IMAP adopts it as SMTP did: wrap the connection's stream in AsioByteStream,
+// read response lines with read_line (its line limit) and each {n} literal
+// with read_some until n bytes have come; its own Deadline then goes away.
+//
 // Threads: a reader and its stream belong to one coroutine on one executor.
 #pragma once
 

@@ -4,6 +4,9 @@
 // that says "timeout". Asio runs getaddrinfo on a private thread, which may
 // still finish after the deadline; its answer is then dropped.
 //
+// For every outbound connection (the HTTP client, IMAP): `resolve(host,
+// port, timeout)` in place of a bare tcp::resolver::async_resolve.
+//
 // Threads: call from a coroutine; `resolver` belongs to its executor.
 #pragma once
 
