@@ -49,7 +49,7 @@ smtp::SmtpSettings smtp_settings(const config::SmtpConfig& c) {
   s.max_message_size = c.max_message_size;
   s.accept = c.accept;
   s.limits.command_timeout = c.timeout;
-  s.limits.data_timeout = c.timeout * 2;
+  s.limits.data_timeout = c.timeout * smtp::SmtpLimits::kDataTimeoutFactor;
   s.limits.max_connections = static_cast<std::size_t>(c.max_connections);
   s.limits.max_connections_per_ip = static_cast<std::size_t>(c.max_connections_per_ip);
   if (c.tls) {

@@ -197,6 +197,60 @@ class HostileSmtp(unittest.TestCase):
             self.assertFalse(s.has_extn("starttls"))  # not offered twice
             s.sendmail("a@example.org", ["support@example.com"], (HEADERS % "smtplib tls").encode())
 
+    # SMTP smuggling (CVE-2023-51764 class): a relay passes its sender's
+    # "\n.\n" (and the like) on as text and ends the message with its own
+    # CRLF.CRLF. Nothing but CRLF.CRLF may end DATA, or the rest would be read
+    # as commands: a second mail with a forged sender. One connection, one mail.
+    SMUGGLED = ("MAIL FROM:<ceo@example.com>\r\nRCPT TO:<support@example.com>\r\nDATA\r\n"
+                "From: ceo@example.com\r\nSubject: smuggled\r\n\r\npay the invoice\r\n")
+    SEQUENCES = ["\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r", "\n.\r\r\n"]
+
+    def stored(self, spool_id):
+        path = wait_for(lambda: next((os.path.join(self.mailgate.spool, d, spool_id + ".eml")
+                                      for d in ("queue", "done", "failed")
+                                      if os.path.exists(os.path.join(self.mailgate.spool, d, spool_id + ".eml"))), None),
+                        10, what="the stored message")
+        with open(path, "rb") as f:
+            return f.read()
+
+    def all_replies(self, c):
+        replies = []
+        while True:
+            code, text = c.reply()
+            if code is None:
+                return replies
+            replies.append((code, text))
+
+    def test_smuggling_inside_data_is_text_of_the_one_mail(self):
+        for i, seq in enumerate(self.SEQUENCES):
+            with self.subTest(sequence=repr(seq)):
+                before = self.queued()
+                c = self.conv()
+                c.send("EHLO relay.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<support@example.com>\r\nDATA\r\n"
+                       "From: a@example.org\r\nSubject: first %d\r\nMessage-ID: <smuggle-%d@test>\r\n\r\nbody"
+                       % (i, i) + seq + self.SMUGGLED + ".\r\nQUIT\r\n")
+                replies = self.all_replies(c)
+                self.assertEqual([code for code, _ in replies], [250, 250, 250, 354, 250, 221], replies)
+                spool_id = replies[4][1].split()[-1]
+                stored = self.stored(spool_id)
+                self.assertIn(b"MAIL FROM:<ceo@example.com>\r\n", stored)
+                self.assertIn(b"Subject: smuggled", stored)
+                self.assertEqual(len(self.queued()), len(before) + 1)
+
+    def test_smuggling_inside_bdat_is_bytes_of_the_one_mail(self):
+        for i, seq in enumerate(self.SEQUENCES):
+            with self.subTest(sequence=repr(seq)):
+                before = self.queued()
+                c = self.conv()
+                chunk = ("Subject: chunk %d\r\nMessage-ID: <smuggle-bdat-%d@test>\r\n\r\nbody" % (i, i) + seq +
+                         self.SMUGGLED).encode()
+                c.send(b"EHLO relay.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<support@example.com>\r\n"
+                       b"BDAT %d LAST\r\n" % len(chunk) + chunk + b"QUIT\r\n")
+                replies = self.all_replies(c)
+                self.assertEqual([code for code, _ in replies], [250, 250, 250, 250, 221], replies)
+                self.assertIn(chunk, self.stored(replies[3][1].split()[-1]))
+                self.assertEqual(len(self.queued()), len(before) + 1)
+
 
 class Lmtp(unittest.TestCase):
     def test_one_status_per_recipient(self):
@@ -226,6 +280,13 @@ class Lmtp(unittest.TestCase):
         self.assertEqual(c.reply()[0], 552)
         self.assertEqual(c.reply()[0], 552)
         self.assertEqual(c.command("NOOP")[0], 250)
+        # No mail smuggled inside another over LMTP either (see HostileSmtp).
+        for seq in HostileSmtp.SEQUENCES:
+            c.send("RSET\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<support@example.com>\r\n"
+                   "RCPT TO:<other@help.example.com>\r\nDATA\r\nSubject: first\r\n\r\nbody" + seq +
+                   HostileSmtp.SMUGGLED + ".\r\nNOOP\r\n")
+            codes = [c.reply()[0] for _ in range(8)]
+            self.assertEqual(codes, [250, 250, 250, 250, 354, 250, 250, 250], repr(seq))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-// One coroutine per connection. The session is an explicit state machine;
-// each verb is checked (may it run now, is its argument sane) and then
-// carried out, as OpenSMTPD's smtp_session.c does.
+// One coroutine per connection: the listener (connection limits, STARTTLS)
+// and the session, an explicit state machine driven by a table of verbs.
+// Lines and chunks come through net::LineReader, so every wait has a
+// deadline and the session runs the same over TCP, TLS or a test's memory.
 #include "mailgate/smtp/smtp_server.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 #include "mailgate/log/log.hpp"
@@ -84,384 +86,476 @@ bool recipient_accepted(const std::vector<std::string>& accept, std::string_view
   return false;
 }
 
-struct SmtpServer::Session {
-  enum class State { Connected, Greeted, HaveSender, HaveRecipients };
-  enum class Outcome { Close, StartTls };
+// One client. The session is an explicit state machine (State) and one
+// table of verbs (kVerbs), each with a check — may it run in this state, is
+// its argument sane — and an action, as OpenSMTPD's smtp_session.c pairs
+// smtp_check_* with smtp_proceed_*. Read it against RFC 5321 §4.1.4 (order
+// of commands), RFC 3030 (BDAT) and RFC 2033 (LMTP).
+class SmtpServer::Session {
+ public:
+  enum class State {
+    Connected,       // before HELO/EHLO/LHLO (again after STARTTLS)
+    Greeted,         // no transaction
+    HaveSender,      // MAIL accepted
+    HaveRecipients,  // at least one RCPT accepted: DATA or BDAT may start
+    Chunking,        // BDAT chunks are being stored; only BDAT, RSET, NOOP, QUIT, ...
+    Discarding,      // BDAT refused: chunks are read and dropped until LAST or RSET
+  };
+  // What the connection does after a reply.
+  enum class Next { Continue, Close, StartTls };
+
+  struct Reply {
+    std::string text;  // "" when nothing is to be sent
+    Next next = Next::Continue;
+    bool syntax_error = false;  // counts toward max_errors
+  };
+
+  Session(SmtpServer& s, net::LineReader& io, std::string p) : server(s), io(io), peer(std::move(p)) {}
+
+  awaitable<Next> greet_and_run();
+  awaitable<Next> run();
+  awaitable<bool> send(std::string_view text);
+  void restart_after_tls() {
+    tls_active = true;
+    helo.clear();  // RFC 3207 §4.2: the client starts over with EHLO
+    reset_transaction();
+  }
 
   SmtpServer& server;
+  net::LineReader& io;
   std::string peer;
   std::string session_id = spool::new_spool_id();
-  State state = State::Connected;
-  std::string helo;
-  bool tls_active = false;
-  std::string mail_from;
-  std::vector<std::string> recipients;
-  std::optional<spool::Incoming> chunked;  // BDAT in progress
-  bool chunked_refused = false;
-  std::size_t errors = 0, commands = 0;
-  std::string in;  // received, not yet consumed
-  std::size_t in_pos = 0;
-  std::string out;
+  std::size_t commands = 0;
 
-  Session(SmtpServer& s, std::string p) : server(s), peer(std::move(p)) {}
+ private:
+  struct Verb {
+    std::string_view name;
+    std::optional<Reply> (Session::*check)() const;  // nullptr: may always run
+    awaitable<Reply> (Session::*proceed)();
+  };
+  static const Verb kVerbs[];
+
   const SmtpSettings& cfg() const { return server.settings_; }
   const SmtpLimits& lim() const { return server.settings_.limits; }
+  bool in_transaction() const { return state == State::HaveRecipients || state == State::Chunking; }
 
   void reset_transaction() {
     mail_from.clear();
     recipients.clear();
     chunked.reset();
-    chunked_refused = false;
-    if (state != State::Connected) state = State::Greeted;
+    chunked_size = 0;
+    state = helo.empty() ? State::Connected : State::Greeted;
   }
 
-  // Takes a view, never an owning temporary: see the co_await rule in
-  // messenger_client.cpp.
-  template <class Stream>
-  awaitable<bool> send(Stream& s, std::string_view text) {
-    out.assign(text);
-    out += "\r\n";
-    beast::get_lowest_layer(s).expires_after(std::chrono::seconds(60));  // a client that never reads
-    error_code ec;
-    co_await asio::async_write(s, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
-    beast::get_lowest_layer(s).expires_never();  // reads are timed by read_some's watchdog
-    co_return !ec;
-  }
+  // ---- checks: may the verb run now, is its argument sane ----
+  std::optional<Reply> check_helo() const;
+  std::optional<Reply> check_mail() const;
+  std::optional<Reply> check_rcpt() const;
+  std::optional<Reply> check_data() const;
+  std::optional<Reply> check_bdat() const;
+  std::optional<Reply> check_starttls() const;
+  // ---- actions ----
+  awaitable<Reply> proceed_helo();
+  awaitable<Reply> proceed_mail();
+  awaitable<Reply> proceed_rcpt();
+  awaitable<Reply> proceed_data();
+  awaitable<Reply> proceed_bdat();
+  awaitable<Reply> proceed_rset();
+  awaitable<Reply> proceed_noop();
+  awaitable<Reply> proceed_quit();
+  awaitable<Reply> proceed_vrfy();
+  awaitable<Reply> proceed_help();
+  awaitable<Reply> proceed_starttls();
 
-  // Idle timeouts cancel the pending read instead of closing the socket
-  // (what beast::tcp_stream's expiry does), so the client still gets its
-  // 421. State shared with the timer handler, which may outlive a read.
-  struct Watch {
-    bool reading = false;
-    bool timed_out = false;
-    tcp::socket* socket = nullptr;
-  };
-  std::shared_ptr<Watch> watch = std::make_shared<Watch>();
-  std::optional<asio::steady_timer> idle_timer;
+  std::string ehlo_reply(bool extended) const;
+  std::string received_header(const std::string& id) const;
+  std::string per_recipient(const std::string& one) const;
+  std::string final_reply(const spool::AcceptResult& r) const;
+  std::string shortage_reply(const spool::Shortage& s) const { return "452 4.3.1 Insufficient system storage: " + s.reason; }
+  std::string timeout_reply() const { return "421 4.4.2 " + cfg().hostname + " Error: timeout exceeded"; }
+  awaitable<spool::AcceptResult> commit(spool::Incoming&& message);
 
-  template <class Stream>
-  awaitable<std::size_t> read_some(Stream& s, beast::tcp_stream& tcp, asio::mutable_buffer into,
-                                   std::chrono::seconds timeout, std::string& why) {
-    if (!idle_timer) idle_timer.emplace(tcp.get_executor());
-    watch->socket = &tcp.socket();
-    watch->reading = true;
-    watch->timed_out = false;
-    idle_timer->expires_after(timeout);
-    idle_timer->async_wait([w = watch](const error_code& ec) {
-      if (!ec && w->reading && w->socket) {
-        w->timed_out = true;
-        error_code ignored;
-        w->socket->cancel(ignored);
-      }
-    });
-    error_code ec;
-    std::size_t n = co_await s.async_read_some(into, asio::redirect_error(use_awaitable, ec));
-    watch->reading = false;
-    idle_timer->cancel();
-    if (ec) why = watch->timed_out ? "timeout" : "disconnected";
-    co_return ec ? 0 : n;
-  }
-
-  ~Session() { watch->socket = nullptr; }
-
-  // One line without its line ending. Returns false at EOF, error, timeout
-  // or an over-long line (`why` says which).
-  template <class Stream>
-  awaitable<bool> read_line(Stream& s, beast::tcp_stream& tcp, std::string& line, std::size_t max,
-                            std::chrono::seconds timeout, std::string& why) {
-    for (;;) {
-      std::size_t nl = in.find('\n', in_pos);
-      if (nl != std::string::npos) {
-        std::size_t end = nl > in_pos && in[nl - 1] == '\r' ? nl - 1 : nl;
-        line.assign(in, in_pos, end - in_pos);
-        in_pos = nl + 1;
-        co_return true;
-      }
-      if (in.size() - in_pos > max) {
-        why = "line too long";
-        co_return false;
-      }
-      if (in_pos > 0) {
-        in.erase(0, in_pos);
-        in_pos = 0;
-      }
-      std::size_t old = in.size();
-      in.resize(old + 64 * 1024);
-      std::size_t n = co_await read_some(s, tcp, asio::buffer(in.data() + old, in.size() - old), timeout, why);
-      in.resize(old + n);
-      if (n == 0) co_return false;
-    }
-  }
-
-  template <class Stream>
-  awaitable<Outcome> run(Stream& s, beast::tcp_stream& tcp);
-
-  std::string ehlo_reply(bool extended) const {
-    std::string r = "250-" + cfg().hostname + " greets " + (helo.empty() ? peer : helo);
-    if (!extended) return "250 " + cfg().hostname;
-    std::vector<std::string> ext = {"PIPELINING", "SIZE " + std::to_string(cfg().max_message_size), "8BITMIME",
-                                    "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING"};
-    if (server.tls_ && !tls_active) ext.push_back("STARTTLS");
-    for (std::size_t i = 0; i < ext.size(); ++i) r += "\r\n250" + std::string(i + 1 == ext.size() ? " " : "-") + ext[i];
-    return r;
-  }
-
-  std::string received_header(const std::string& id) const {
-    std::string with = cfg().lmtp ? "LMTP" : (tls_active ? "ESMTPS" : "ESMTP");
-    std::string h = "Received: from " + (helo.empty() ? std::string("unknown") : helo) + " ([" + peer + "])\r\n\tby " +
-                    cfg().hostname + " (mailgate) with " + with + " id " + id;
-    if (recipients.size() == 1) h += "\r\n\tfor <" + recipients[0] + ">";
-    return h + "; " + rfc5322_date() + "\r\n";
-  }
-
-  // LMTP answers the end of DATA once per accepted recipient (RFC 2033 §4.2).
-  std::string per_recipient(const std::string& one) const {
-    if (!cfg().lmtp) return one;
-    std::string all;
-    for (std::size_t i = 0; i < recipients.size(); ++i) all += (i ? "\r\n" : "") + one;
-    return all;
-  }
-
-  // After the message: one reply (SMTP) or one per recipient (LMTP).
-  std::string final_reply(const spool::AcceptResult& r) const {
-    std::string one;
-    switch (r.kind) {
-      case spool::AcceptResult::Kind::Accepted: one = "250 2.0.0 Ok: queued as " + r.id; break;
-      case spool::AcceptResult::Kind::Duplicate: one = "250 2.0.0 Ok: already received as " + r.id; break;
-      case spool::AcceptResult::Kind::TemporaryFailure:
-        one = r.reason.find("full") != std::string::npos ? "452 4.3.1 Insufficient system storage: " + r.reason
-                                                          : "451 4.3.0 Error: " + r.reason + ", try again later";
-        break;
-    }
-    return per_recipient(one);
-  }
-
-  // Hands the message to the spool's group commit and waits for the batch.
-  awaitable<spool::AcceptResult> commit(spool::Incoming&& message) {
-    const std::uint64_t size = message.size();
-    std::string source = cfg().lmtp ? "lmtp" : "smtp";
-    spool::AcceptResult r =
-        co_await spool::async_commit(server.spool_, std::move(message), std::move(source), use_awaitable);
-    log::info("smtp.message", {{"spool_id", r.id}, {"session", session_id}, {"client", peer},
-                               {"from", mail_from}, {"rcpts", std::to_string(recipients.size())},
-                               {"size", std::to_string(size)},
-                               {"result", r.kind == spool::AcceptResult::Kind::Accepted    ? "queued"
-                                          : r.kind == spool::AcceptResult::Kind::Duplicate ? "duplicate"
-                                                                                            : "tempfail: " + r.reason}});
-    if (r.kind == spool::AcceptResult::Kind::Accepted && server.on_accepted_) server.on_accepted_(r.id);
-    co_return r;
-  }
-
-  // DATA: dot-unstuffing, bare LF → CRLF, size limit; the spool file is
-  // written as lines arrive, so memory does not grow with the message.
-  template <class Stream>
-  awaitable<std::string> receive_data(Stream& s, beast::tcp_stream& tcp, bool& keep_open) {
-    std::optional<spool::Incoming> msg;
-    std::string refused;
-    if (auto full = server.spool_.check_capacity()) refused = "452 4.3.1 Insufficient system storage: " + *full;
-    else msg.emplace(server.spool_.begin());
-    if (msg) msg->write(received_header(msg->id()));
-    std::uint64_t size = 0;
-    std::string line, why;
-    for (;;) {
-      if (!co_await read_line(s, tcp, line, lim().max_data_line, lim().data_timeout, why)) {
-        keep_open = false;  // nothing half-written stays: ~Incoming removes the file
-        if (why == "line too long") co_return "500 5.5.2 Error: line too long";
-        if (why == "timeout") co_return "421 4.4.2 " + cfg().hostname + " Error: timeout exceeded";
-        co_return "";
-      }
-      if (line == ".") break;
-      std::string_view content = line;
-      if (!content.empty() && content.front() == '.') content.remove_prefix(1);  // RFC 5321 §4.5.2
-      size += content.size() + 2;
-      if (size > cfg().max_message_size && refused.empty())
-        refused = "552 5.3.4 Error: message larger than " + std::to_string(cfg().max_message_size) + " bytes";
-      if (msg && refused.empty()) {
-        msg->write(content);
-        msg->write("\r\n");
-      }
-    }
-    if (!refused.empty()) co_return per_recipient(refused);
-    auto r = co_await commit(std::move(*msg));
-    co_return final_reply(r);
-  }
+  State state = State::Connected;
+  std::string verb, arg;       // the command being handled (arg owned: the reader's buffer moves on)
+  net::LineEnd command_end = net::LineEnd::CrLf;  // how that command's line ended
+  std::string helo;
+  bool tls_active = false;
+  std::string mail_from;
+  std::vector<std::string> recipients;
+  std::optional<spool::Incoming> chunked;  // BDAT: the message being stored
+  std::uint64_t chunked_size = 0;          // BDAT: message bytes so far (our Received: not counted)
+  std::size_t errors = 0;
+  std::string out;
 };
 
-// The command loop. Returns when the client leaves or asks for STARTTLS.
-template <class Stream>
-awaitable<SmtpServer::Session::Outcome> SmtpServer::Session::run(Stream& s, beast::tcp_stream& tcp) {
-  std::string line, why;
+// The verbs, in RFC 5321 §4.1.1 order, then the extensions.
+const SmtpServer::Session::Verb SmtpServer::Session::kVerbs[] = {
+    {"EHLO", &Session::check_helo, &Session::proceed_helo},
+    {"HELO", &Session::check_helo, &Session::proceed_helo},
+    {"LHLO", &Session::check_helo, &Session::proceed_helo},  // RFC 2033
+    {"MAIL", &Session::check_mail, &Session::proceed_mail},
+    {"RCPT", &Session::check_rcpt, &Session::proceed_rcpt},
+    {"DATA", &Session::check_data, &Session::proceed_data},
+    {"RSET", nullptr, &Session::proceed_rset},
+    {"VRFY", nullptr, &Session::proceed_vrfy},
+    {"HELP", nullptr, &Session::proceed_help},
+    {"NOOP", nullptr, &Session::proceed_noop},
+    {"QUIT", nullptr, &Session::proceed_quit},
+    {"BDAT", &Session::check_bdat, &Session::proceed_bdat},              // RFC 3030
+    {"STARTTLS", &Session::check_starttls, &Session::proceed_starttls},  // RFC 3207
+};
+
+namespace {
+
+// "BDAT <size> [LAST]" → (size, last). nullopt: syntax error.
+constexpr std::size_t kMaxBdatDigits = 11;  // < 100 GB: far above any message size, far below overflow
+std::optional<std::pair<std::uint64_t, bool>> parse_bdat(std::string_view arg) {
+  std::size_t sp = arg.find(' ');
+  std::string_view n = arg.substr(0, sp);
+  bool last = sp != std::string_view::npos && upper(arg.substr(sp + 1)) == "LAST";
+  if (n.empty() || n.size() > kMaxBdatDigits || n.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  return std::pair{std::stoull(std::string(n)), last};
+}
+
+// MAIL's SIZE=: absent is 0. nullopt: not a number.
+constexpr std::size_t kMaxSizeDigits = 18;  // fits std::uint64_t
+std::optional<std::uint64_t> parse_size_param(const PathArg& p) {
+  auto it = p.params.find("SIZE");
+  if (it == p.params.end()) return 0;
+  const std::string& n = it->second;
+  if (n.empty() || n.size() > kMaxSizeDigits || n.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  return std::stoull(n);
+}
+
+}  // namespace
+
+// ---- the command loop ----
+
+awaitable<bool> SmtpServer::Session::send(std::string_view text) {
+  out.assign(text);
+  out += "\r\n";
+  co_return co_await io.write(out, lim().write_timeout);
+}
+
+// Returns when the client leaves, is sent away, or asks for STARTTLS.
+awaitable<SmtpServer::Session::Next> SmtpServer::Session::run() {
   for (;;) {
-    if (!co_await read_line(s, tcp, line, lim().max_command_line, lim().command_timeout, why)) {
-      const std::string timeout = "421 4.4.2 " + cfg().hostname + " Error: timeout exceeded";
-      if (why == "line too long") co_await send(s, "500 5.5.2 Error: line too long");
-      if (why == "timeout") co_await send(s, timeout);
-      co_return Outcome::Close;
+    net::ReadError why = net::ReadError::None;
+    auto line = co_await io.read_line(lim().max_command_line, lim().command_timeout, why);
+    if (!line) {
+      if (why == net::ReadError::TooLong) co_await send("500 5.5.2 Error: line too long");
+      if (why == net::ReadError::Timeout) co_await send(timeout_reply());
+      co_return Next::Close;
     }
     if (++commands > lim().max_commands) {
       const std::string text = "421 4.7.0 " + cfg().hostname + " Error: too many commands";
-      co_await send(s, text);
-      co_return Outcome::Close;
+      co_await send(text);
+      co_return Next::Close;
     }
-    if (server.stopping_ && state != State::HaveRecipients) {
+    // A transaction under way may finish; anything else is told to come back.
+    if (server.stopping_ && !in_transaction()) {
       const std::string text = "421 4.3.2 " + cfg().hostname + " Service shutting down, try again later";
-      co_await send(s, text);
-      co_return Outcome::Close;
+      co_await send(text);
+      co_return Next::Close;
     }
-    std::size_t sp = line.find(' ');
-    const std::string verb = upper(line.substr(0, sp));
-    std::string arg = sp == std::string::npos ? "" : line.substr(sp + 1);
+    command_end = line->end;
+    const std::size_t sp = line->text.find(' ');
+    verb = upper(line->text.substr(0, sp));
+    arg = sp == std::string_view::npos ? "" : std::string(line->text.substr(sp + 1));
     while (!arg.empty() && arg.back() == ' ') arg.pop_back();
-    std::string reply;
-    bool bad = false;
 
-    if (verb == "EHLO" || verb == "HELO" || verb == "LHLO") {
-      bool lhlo = verb == "LHLO";
-      if (lhlo != cfg().lmtp) {
-        reply = cfg().lmtp ? "500 5.5.1 Error: this is LMTP, use LHLO" : "500 5.5.1 Error: command not recognized";
-        bad = true;
-      } else if (arg.empty()) {
-        reply = "501 5.5.4 Syntax: " + verb + " hostname";
-        bad = true;
-      } else {
-        helo = arg.substr(0, 255);
-        reset_transaction();
-        state = State::Greeted;
-        reply = ehlo_reply(verb != "HELO");
-      }
-    } else if (verb == "MAIL") {
-      auto p = parse_path_arg(arg, "FROM:");
-      if (state == State::Connected) reply = "503 5.5.1 Error: send " + std::string(cfg().lmtp ? "LHLO" : "HELO/EHLO") + " first";
-      else if (state != State::Greeted) reply = "503 5.5.1 Error: nested MAIL command";
-      else if (!p) reply = "501 5.5.4 Syntax: MAIL FROM:<address>", bad = true;
-      else {
-        std::string size = p->params.count("SIZE") ? p->params["SIZE"] : "0";
-        bool size_ok = !size.empty() && size.size() < 19 && size.find_first_not_of("0123456789") == std::string::npos;
-        if (!size_ok) reply = "501 5.5.4 Error: bad SIZE parameter", bad = true;
-        else if (std::stoull(size) > cfg().max_message_size)
-          reply = "552 5.3.4 Error: message size exceeds fixed limit";
-        else if (auto full = server.spool_.check_capacity(std::stoull(size)))
-          reply = "452 4.3.1 Insufficient system storage: " + *full;
-        else {
-          mail_from = p->path;
-          state = State::HaveSender;
-          reply = "250 2.1.0 Ok";
-        }
-      }
-    } else if (verb == "RCPT") {
-      auto p = parse_path_arg(arg, "TO:");
-      if (state != State::HaveSender && state != State::HaveRecipients) reply = "503 5.5.1 Error: need MAIL command";
-      else if (!p || p->path.empty()) reply = "501 5.5.4 Syntax: RCPT TO:<address>", bad = true;
-      else if (recipients.size() >= lim().max_recipients) reply = "452 4.5.3 Error: too many recipients";
-      else if (!recipient_accepted(server.settings_.accept, p->path))
-        reply = "550 5.7.1 <" + p->path + ">: Recipient address rejected: not a mailbox of this gateway";
-      else {
-        recipients.push_back(p->path);
-        state = State::HaveRecipients;
-        reply = "250 2.1.5 Ok";
-      }
-    } else if (verb == "DATA") {
-      if (!arg.empty()) reply = "501 5.5.4 Syntax: DATA", bad = true;
-      else if (state != State::HaveRecipients) reply = state == State::HaveSender ? "554 5.5.1 Error: no valid recipients" : "503 5.5.1 Error: need RCPT command";
-      else if (chunked) reply = "503 5.5.1 Error: BDAT in progress";
-      else {
-        if (!co_await send(s, "354 End data with <CR><LF>.<CR><LF>")) co_return Outcome::Close;
-        bool keep_open = true;
-        reply = co_await receive_data(s, tcp, keep_open);
-        if (!keep_open) {
-          if (!reply.empty()) co_await send(s, reply);
-          co_return Outcome::Close;
-        }
-        reset_transaction();
-      }
-    } else if (verb == "BDAT") {
-      // RFC 3030: BDAT <size> [LAST]; the chunk follows immediately.
-      std::size_t sp2 = arg.find(' ');
-      std::string n = arg.substr(0, sp2);
-      bool last = sp2 != std::string::npos && upper(arg.substr(sp2 + 1)) == "LAST";
-      bool n_ok = !n.empty() && n.size() < 12 && n.find_first_not_of("0123456789") == std::string::npos;
-      if (!n_ok) {
-        reply = "501 5.5.4 Syntax: BDAT size [LAST]";
-        bad = true;
-        co_await send(s, reply);
-        co_return Outcome::Close;  // we cannot know where the chunk ends
-      }
-      std::uint64_t need = std::stoull(n);
-      if (state != State::HaveRecipients) chunked_refused = true, reply = "503 5.5.1 Error: need RCPT command";
-      if (!chunked && !chunked_refused) {
-        if (auto full = server.spool_.check_capacity()) chunked_refused = true, reply = "452 4.3.1 Insufficient system storage: " + *full;
-        else {
-          chunked.emplace(server.spool_.begin());
-          chunked->write(received_header(chunked->id()));
-        }
-      }
-      // Read the chunk (from what is buffered, then the socket).
-      while (need > 0) {
-        std::size_t have = in.size() - in_pos;
-        if (have == 0) {
-          in.clear();
-          in_pos = 0;
-          in.resize(static_cast<std::size_t>(std::min<std::uint64_t>(need, 256 * 1024)));
-          std::size_t got = co_await read_some(s, tcp, asio::buffer(in), lim().data_timeout, why);
-          in.resize(got);
-          if (got == 0) co_return Outcome::Close;  // ~Incoming removes the partial file
-          continue;
-        }
-        std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(need, have));
-        if (chunked && !chunked_refused) {
-          if (chunked->size() + take > cfg().max_message_size + 4096) {
-            chunked_refused = true;
-            reply = "552 5.3.4 Error: message larger than " + std::to_string(cfg().max_message_size) + " bytes";
-          } else {
-            chunked->write(std::string_view(in).substr(in_pos, take));
-          }
-        }
-        in_pos += take;
-        need -= take;
-      }
-      if (chunked_refused) {
-        if (reply.empty()) reply = "554 5.5.1 Error: transaction failed";
-        if (last) reset_transaction();
-      } else if (last) {
-        auto r = co_await commit(std::move(*chunked));
-        reply = final_reply(r);
-        reset_transaction();
-      } else {
-        reply = "250 2.0.0 Ok: " + n + " octets received";
-      }
-    } else if (verb == "RSET") {
-      reset_transaction();
-      reply = "250 2.0.0 Ok";
-    } else if (verb == "NOOP") {
-      reply = "250 2.0.0 Ok";
-    } else if (verb == "QUIT") {
-      co_await send(s, "221 2.0.0 Bye");
-      co_return Outcome::Close;
-    } else if (verb == "VRFY") {
-      reply = "252 2.0.0 Cannot VRFY user; send mail and we will try";
-    } else if (verb == "HELP") {
-      reply = "214 2.0.0 Commands: EHLO HELO LHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS";
-    } else if (verb == "STARTTLS") {
-      if (!server.tls_ || tls_active) reply = "502 5.5.1 Error: command not implemented";
-      else if (!arg.empty()) reply = "501 5.5.4 Syntax: STARTTLS", bad = true;
-      else {
-        co_await send(s, "220 2.0.0 Ready to start TLS");
-        // RFC 3207 §5: anything the client pipelined after STARTTLS is discarded.
-        in.clear();
-        in_pos = 0;
-        co_return Outcome::StartTls;
-      }
-    } else {
-      reply = "500 5.5.2 Error: command not recognized";
-      bad = true;
-    }
-    if (bad && ++errors >= lim().max_errors) {
+    const Verb* v = nullptr;
+    for (const auto& candidate : kVerbs)
+      if (candidate.name == verb) v = &candidate;
+    std::optional<Reply> refused;
+    if (!v) refused = Reply{"500 5.5.2 Error: command not recognized", Next::Continue, true};
+    else if (v->check) refused = (this->*v->check)();
+    Reply reply;  // not a ?: around co_await: g++ 12 destroys its temporaries twice
+    if (refused) reply = std::move(*refused);
+    else reply = co_await (this->*v->proceed)();
+
+    if (reply.syntax_error && ++errors >= lim().max_errors) {
       const std::string text = "421 4.7.0 " + cfg().hostname + " Error: too many errors";
-      co_await send(s, text);
-      co_return Outcome::Close;
+      co_await send(text);
+      co_return Next::Close;
     }
-    if (!co_await send(s, reply)) co_return Outcome::Close;
+    if (!reply.text.empty() && !co_await send(reply.text)) co_return Next::Close;
+    // RFC 3207 §5: anything the client pipelined after STARTTLS is discarded.
+    if (reply.next == Next::StartTls) io.discard_buffered();
+    if (reply.next != Next::Continue) co_return reply.next;
   }
+}
+
+// ---- checks ----
+
+std::optional<SmtpServer::Session::Reply> SmtpServer::Session::check_helo() const {
+  if ((verb == "LHLO") != cfg().lmtp)
+    return Reply{cfg().lmtp ? "500 5.5.1 Error: this is LMTP, use LHLO" : "500 5.5.1 Error: command not recognized",
+                 Next::Continue, true};
+  if (arg.empty()) return Reply{"501 5.5.4 Syntax: " + verb + " hostname", Next::Continue, true};
+  return std::nullopt;
+}
+
+std::optional<SmtpServer::Session::Reply> SmtpServer::Session::check_mail() const {
+  if (state == State::Connected)
+    return Reply{"503 5.5.1 Error: send " + std::string(cfg().lmtp ? "LHLO" : "HELO/EHLO") + " first"};
+  if (state != State::Greeted) return Reply{"503 5.5.1 Error: nested MAIL command"};
+  auto p = parse_path_arg(arg, "FROM:");
+  if (!p) return Reply{"501 5.5.4 Syntax: MAIL FROM:<address>", Next::Continue, true};
+  if (!parse_size_param(*p)) return Reply{"501 5.5.4 Error: bad SIZE parameter", Next::Continue, true};
+  return std::nullopt;
+}
+
+std::optional<SmtpServer::Session::Reply> SmtpServer::Session::check_rcpt() const {
+  if (state == State::Chunking || state == State::Discarding) return Reply{"503 5.5.1 Error: BDAT in progress"};
+  if (state != State::HaveSender && state != State::HaveRecipients) return Reply{"503 5.5.1 Error: need MAIL command"};
+  auto p = parse_path_arg(arg, "TO:");
+  if (!p || p->path.empty()) return Reply{"501 5.5.4 Syntax: RCPT TO:<address>", Next::Continue, true};
+  return std::nullopt;
+}
+
+std::optional<SmtpServer::Session::Reply> SmtpServer::Session::check_data() const {
+  if (!arg.empty()) return Reply{"501 5.5.4 Syntax: DATA", Next::Continue, true};
+  if (state == State::Chunking || state == State::Discarding) return Reply{"503 5.5.1 Error: BDAT in progress"};
+  if (state == State::HaveSender) return Reply{"554 5.5.1 Error: no valid recipients"};
+  if (state != State::HaveRecipients) return Reply{"503 5.5.1 Error: need RCPT command"};
+  return std::nullopt;
+}
+
+// Only the syntax: a BDAT out of place is still followed by its chunk, which
+// proceed_bdat reads and drops. A size we cannot read leaves no way to find
+// the next command.
+std::optional<SmtpServer::Session::Reply> SmtpServer::Session::check_bdat() const {
+  if (!parse_bdat(arg)) return Reply{"501 5.5.4 Syntax: BDAT size [LAST]", Next::Close};
+  return std::nullopt;
+}
+
+std::optional<SmtpServer::Session::Reply> SmtpServer::Session::check_starttls() const {
+  if (!server.tls_ || tls_active) return Reply{"502 5.5.1 Error: command not implemented"};
+  if (!arg.empty()) return Reply{"501 5.5.4 Syntax: STARTTLS", Next::Continue, true};
+  return std::nullopt;
+}
+
+// ---- actions ----
+
+awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_helo() {
+  helo = arg.substr(0, lim().max_helo);
+  reset_transaction();
+  co_return Reply{ehlo_reply(verb != "HELO")};
+}
+
+awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_mail() {
+  auto p = parse_path_arg(arg, "FROM:");
+  const std::uint64_t size = *parse_size_param(*p);
+  if (size > cfg().max_message_size) co_return Reply{"552 5.3.4 Error: message size exceeds fixed limit"};
+  if (auto shortage = server.spool_.capacity(size)) co_return Reply{shortage_reply(*shortage)};
+  mail_from = p->path;
+  state = State::HaveSender;
+  co_return Reply{"250 2.1.0 Ok"};
+}
+
+awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_rcpt() {
+  auto p = parse_path_arg(arg, "TO:");
+  if (recipients.size() >= lim().max_recipients) co_return Reply{"452 4.5.3 Error: too many recipients"};
+  if (!recipient_accepted(cfg().accept, p->path))
+    co_return Reply{"550 5.7.1 <" + p->path + ">: Recipient address rejected: not a mailbox of this gateway"};
+  recipients.push_back(p->path);
+  state = State::HaveRecipients;
+  co_return Reply{"250 2.1.5 Ok"};
+}
+
+// DATA (RFC 5321 §4.5.2): dot-unstuffing, bare LF stored as CRLF, the size
+// limit; the spool file is written as lines arrive, so memory does not grow
+// with the message.
+//
+// The end: after a DATA command ended by CRLF (every MTA), only
+// <CRLF>.<CRLF> ends the message; a "." line next to a bare LF is message
+// text. Otherwise a relay that passes "\n.\n" through as text would let its
+// sender end the message early and write the rest as commands: a second mail
+// with a forged sender on the relay's connection (SMTP smuggling,
+// CVE-2023-51764). A client that sent "DATA\n" speaks bare LF itself, is no
+// relay for anyone, and ends with "\n.\n" (or any "." line).
+awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_data() {
+  const bool bare_lf_client = command_end == net::LineEnd::BareLf;
+  std::optional<spool::Incoming> msg;
+  std::string refused;
+  if (auto shortage = server.spool_.capacity()) refused = shortage_reply(*shortage);
+  else msg.emplace(server.spool_.begin());
+  if (msg) msg->write(received_header(msg->id()));
+  if (!co_await send("354 End data with <CR><LF>.<CR><LF>")) co_return Reply{"", Next::Close};
+  std::uint64_t size = 0;
+  net::LineEnd previous = net::LineEnd::CrLf;  // the DATA command's own line ending
+  for (;;) {
+    net::ReadError why = net::ReadError::None;
+    auto line = co_await io.read_line(lim().max_data_line, lim().data_timeout, why);
+    if (!line) {  // nothing half-written stays: ~Incoming removes the file
+      if (why == net::ReadError::TooLong) co_return Reply{"500 5.5.2 Error: line too long", Next::Close};
+      if (why == net::ReadError::Timeout) co_return Reply{timeout_reply(), Next::Close};
+      co_return Reply{"", Next::Close};
+    }
+    const bool dot = line->text == ".";
+    if (dot && (bare_lf_client || (previous == net::LineEnd::CrLf && line->end == net::LineEnd::CrLf))) break;
+    previous = line->end;
+    std::string_view content = line->text;
+    if (!dot && !content.empty() && content.front() == '.') content.remove_prefix(1);  // RFC 5321 §4.5.2
+    size += content.size() + 2;
+    if (size > cfg().max_message_size && refused.empty())
+      refused = "552 5.3.4 Error: message larger than " + std::to_string(cfg().max_message_size) + " bytes";
+    if (msg && refused.empty()) {
+      msg->write(content);
+      msg->write("\r\n");
+    }
+  }
+  std::string text;
+  if (refused.empty()) {
+    spool::AcceptResult r = co_await commit(std::move(*msg));
+    text = final_reply(r);
+  } else {
+    text = per_recipient(refused);
+  }
+  reset_transaction();
+  co_return Reply{std::move(text)};
+}
+
+// BDAT (RFC 3030): the chunk follows the command line; it is read in full
+// whatever the answer, or the next command could not be found. No dots, no
+// line endings: the bytes are the message.
+awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_bdat() {
+  const auto [size, last] = *parse_bdat(arg);
+  std::string refused;
+  if (state == State::HaveRecipients) {
+    if (auto shortage = server.spool_.capacity()) {
+      state = State::Discarding;
+      refused = shortage_reply(*shortage);
+    } else {
+      chunked.emplace(server.spool_.begin());
+      chunked->write(received_header(chunked->id()));
+      chunked_size = 0;
+      state = State::Chunking;
+    }
+  } else if (state == State::Discarding) {
+    refused = "554 5.5.1 Error: transaction failed";
+  } else if (state != State::Chunking) {
+    refused = "503 5.5.1 Error: need RCPT command";  // no transaction: the chunk is dropped
+  }
+  for (std::uint64_t need = size; need > 0;) {
+    net::ReadError why = net::ReadError::None;
+    const std::size_t ask = static_cast<std::size_t>(std::min<std::uint64_t>(need, lim().bdat_read_chunk));
+    std::string_view got = co_await io.read_some(ask, lim().data_timeout, why);
+    if (got.empty()) {  // ~Incoming removes the partial file
+      if (why == net::ReadError::Timeout) co_return Reply{timeout_reply(), Next::Close};
+      co_return Reply{"", Next::Close};
+    }
+    need -= got.size();
+    if (state != State::Chunking) continue;
+    chunked_size += got.size();
+    if (chunked_size > cfg().max_message_size) {
+      chunked.reset();
+      state = State::Discarding;
+      refused = "552 5.3.4 Error: message larger than " + std::to_string(cfg().max_message_size) + " bytes";
+      continue;
+    }
+    chunked->write(got);
+  }
+  if (!refused.empty()) {
+    if (last) reset_transaction();
+    co_return Reply{per_recipient(refused)};
+  }
+  if (!last) co_return Reply{"250 2.0.0 Ok: " + std::to_string(size) + " octets received"};
+  spool::AcceptResult r = co_await commit(std::move(*chunked));
+  std::string text = final_reply(r);
+  reset_transaction();
+  co_return Reply{std::move(text)};
+}
+
+awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_rset() {
+  reset_transaction();
+  co_return Reply{"250 2.0.0 Ok"};
+}
+
+awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_noop() { co_return Reply{"250 2.0.0 Ok"}; }
+
+awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_quit() {
+  co_return Reply{"221 2.0.0 Bye", Next::Close};
+}
+
+awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_vrfy() {
+  co_return Reply{"252 2.0.0 Cannot VRFY user; send mail and we will try"};
+}
+
+awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_help() {
+  std::string text = "214 2.0.0 Commands:";
+  for (const auto& v : kVerbs) text += " " + std::string(v.name);
+  co_return Reply{std::move(text)};
+}
+
+awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_starttls() {
+  co_return Reply{"220 2.0.0 Ready to start TLS", Next::StartTls};
+}
+
+// ---- replies ----
+
+std::string SmtpServer::Session::ehlo_reply(bool extended) const {
+  std::string r = "250-" + cfg().hostname + " greets " + (helo.empty() ? peer : helo);
+  if (!extended) return "250 " + cfg().hostname;
+  std::vector<std::string> ext = {"PIPELINING", "SIZE " + std::to_string(cfg().max_message_size), "8BITMIME",
+                                  "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING"};
+  if (server.tls_ && !tls_active) ext.push_back("STARTTLS");
+  for (std::size_t i = 0; i < ext.size(); ++i) r += "\r\n250" + std::string(i + 1 == ext.size() ? " " : "-") + ext[i];
+  return r;
+}
+
+std::string SmtpServer::Session::received_header(const std::string& id) const {
+  std::string with = cfg().lmtp ? "LMTP" : (tls_active ? "ESMTPS" : "ESMTP");
+  std::string h = "Received: from " + (helo.empty() ? std::string("unknown") : helo) + " ([" + peer + "])\r\n\tby " +
+                  cfg().hostname + " (mailgate) with " + with + " id " + id;
+  if (recipients.size() == 1) h += "\r\n\tfor <" + recipients[0] + ">";
+  return h + "; " + rfc5322_date() + "\r\n";
+}
+
+// LMTP answers the end of the message once per accepted recipient (RFC 2033 §4.2).
+std::string SmtpServer::Session::per_recipient(const std::string& one) const {
+  if (!cfg().lmtp) return one;
+  std::string all;
+  for (std::size_t i = 0; i < recipients.size(); ++i) all += (i ? "\r\n" : "") + one;
+  return all;
+}
+
+// The spool's verdict as a reply: the kind of refusal, not its wording,
+// decides between "no room" (452) and "something else went wrong" (451).
+std::string SmtpServer::Session::final_reply(const spool::AcceptResult& r) const {
+  std::string one;
+  switch (r.kind) {
+    case spool::AcceptResult::Kind::Accepted: one = "250 2.0.0 Ok: queued as " + r.id; break;
+    case spool::AcceptResult::Kind::Duplicate: one = "250 2.0.0 Ok: already received as " + r.id; break;
+    case spool::AcceptResult::Kind::TemporaryFailure:
+      switch (r.refusal) {
+        case spool::Refusal::DiskFull:
+        case spool::Refusal::QueueFull: one = "452 4.3.1 Insufficient system storage: " + r.reason; break;
+        case spool::Refusal::None:
+        case spool::Refusal::Temporary: one = "451 4.3.0 Error: " + r.reason + ", try again later"; break;
+      }
+      break;
+  }
+  return per_recipient(one);
+}
+
+// Hands the message to the spool's group commit and waits for the batch.
+awaitable<spool::AcceptResult> SmtpServer::Session::commit(spool::Incoming&& message) {
+  const std::uint64_t size = message.size();
+  std::string source = cfg().lmtp ? "lmtp" : "smtp";
+  spool::AcceptResult r =
+      co_await spool::async_commit(server.spool_, std::move(message), std::move(source), use_awaitable);
+  log::info("smtp.message", {{"spool_id", r.id}, {"session", session_id}, {"client", peer},
+                             {"from", mail_from}, {"rcpts", std::to_string(recipients.size())},
+                             {"size", std::to_string(size)},
+                             {"result", r.kind == spool::AcceptResult::Kind::Accepted    ? "queued"
+                                        : r.kind == spool::AcceptResult::Kind::Duplicate ? "duplicate"
+                                                                                          : "tempfail: " + r.reason}});
+  if (r.kind == spool::AcceptResult::Kind::Accepted && server.on_accepted_) server.on_accepted_(r.id);
+  co_return r;
 }
 
 SmtpServer::SmtpServer(asio::any_io_executor executor, SmtpSettings settings, spool::Spool& spool,
@@ -530,7 +624,7 @@ awaitable<void> SmtpServer::serve(tcp::socket socket) {
   beast::tcp_stream tcp(std::move(socket));
   auto refuse = [&](const char* text) -> awaitable<void> {
     std::string line = std::string("421 4.7.0 ") + settings_.hostname + " " + text + "\r\n";
-    tcp.expires_after(std::chrono::seconds(5));
+    tcp.expires_after(settings_.limits.refuse_timeout);
     co_await asio::async_write(tcp, asio::buffer(line), asio::redirect_error(use_awaitable, ec));
   };
   if (sessions_ >= settings_.limits.max_connections) {
@@ -554,29 +648,43 @@ awaitable<void> SmtpServer::serve(tcp::socket socket) {
     }
   } count{this, ip};
 
-  Session session(*this, ip);
-  log::info("smtp.connect", {{"session", session.session_id}, {"client", ip}});
-  std::string greeting = "220 " + settings_.hostname + (settings_.lmtp ? " LMTP" : " ESMTP") + " mailgate";
-  if (!co_await session.send(tcp, greeting)) co_return;
-  auto outcome = co_await session.run(tcp, tcp);
-  if (outcome == Session::Outcome::StartTls) {
+  net::AsioByteStream<beast::tcp_stream> plain(tcp);
+  net::LineReader io(plain, settings_.limits.read_chunk);
+  Session session(*this, io, ip);
+  auto next = co_await session.greet_and_run();
+  if (next == Session::Next::StartTls) {
     ssl::stream<beast::tcp_stream&> tls(tcp, *tls_);
-    tcp.expires_after(std::chrono::seconds(30));
+    tcp.expires_after(settings_.limits.tls_handshake_timeout);
     co_await tls.async_handshake(ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
     tcp.expires_never();
     if (ec) {
       log::warn("smtp.tls_failed", {{"session", session.session_id}, {"client", ip}, {"error", ec.message()}});
-      co_return;
+    } else {
+      net::AsioByteStream<ssl::stream<beast::tcp_stream&>> secure(tls);
+      io.switch_to(secure);
+      session.restart_after_tls();
+      co_await session.run();
+      io.switch_to(plain);  // `secure` ends here
     }
-    session.tls_active = true;
-    session.state = Session::State::Connected;  // RFC 3207: start over with EHLO
-    session.helo.clear();
-    session.reset_transaction();
-    co_await session.run(tls, tcp);
   }
   log::info("smtp.disconnect", {{"session", session.session_id}, {"client", ip},
                                 {"commands", std::to_string(session.commands)}});
   tcp.socket().shutdown(tcp::socket::shutdown_both, ec);
+}
+
+awaitable<SmtpServer::Session::Next> SmtpServer::Session::greet_and_run() {
+  log::info("smtp.connect", {{"session", session_id}, {"client", peer}});
+  const std::string greeting = "220 " + cfg().hostname + (cfg().lmtp ? " LMTP" : " ESMTP") + " mailgate";
+  if (!co_await send(greeting)) co_return Next::Close;
+  co_return co_await run();
+}
+
+awaitable<void> SmtpServer::converse(net::ByteStream& stream, std::string peer) {
+  net::LineReader io(stream, settings_.limits.read_chunk);
+  Session session(*this, io, std::move(peer));
+  co_await session.greet_and_run();
+  log::info("smtp.disconnect", {{"session", session.session_id}, {"client", session.peer},
+                                {"commands", std::to_string(session.commands)}});
 }
 
 }  // namespace mailgate::smtp

@@ -205,7 +205,8 @@ Incoming::Incoming(Spool& spool, std::string id, std::string path, int fd)
 }
 
 Incoming::Incoming(Incoming&& o) noexcept
-    : spool_(o.spool_), id_(std::move(o.id_)), path_(std::move(o.path_)), error_(std::move(o.error_)), fd_(o.fd_),
+    : spool_(o.spool_), id_(std::move(o.id_)), path_(std::move(o.path_)), error_(std::move(o.error_)),
+      error_refusal_(o.error_refusal_), fd_(o.fd_),
       size_(o.size_), buffer_(std::move(o.buffer_)), header_(std::move(o.header_)), hash_(std::move(o.hash_)) {
   o.fd_ = -1;
   o.path_.clear();
@@ -226,7 +227,9 @@ bool Incoming::flush() {
     ssize_t n = ::write(fd_, buffer_.data() + off, buffer_.size() - off);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      error_ = errno == ENOSPC || errno == EDQUOT ? "spool disk full" : std::string("spool write failed: ") + std::strerror(errno);
+      const bool full = errno == ENOSPC || errno == EDQUOT;
+      error_ = full ? "spool disk full" : std::string("spool write failed: ") + std::strerror(errno);
+      error_refusal_ = full ? Refusal::DiskFull : Refusal::Temporary;
       return false;
     }
     off += static_cast<std::size_t>(n);
@@ -312,15 +315,22 @@ std::string Spool::path_of(const std::string& id, State state) const {
 }
 
 std::optional<std::string> Spool::check_capacity(std::uint64_t expected_size) {
+  auto s = capacity(expected_size);
+  if (!s) return std::nullopt;
+  return s->reason;
+}
+
+std::optional<Shortage> Spool::capacity(std::uint64_t expected_size) {
   struct statvfs v {};
   if (::statvfs(dir_.c_str(), &v) == 0) {
     std::uint64_t free_bytes = static_cast<std::uint64_t>(v.f_bavail) * v.f_frsize;
-    if (free_bytes < limits_.min_free_bytes + expected_size) return "spool disk nearly full";
+    if (free_bytes < limits_.min_free_bytes + expected_size) return Shortage{Refusal::DiskFull, "spool disk nearly full"};
   }
   if (limits_.max_queue_bytes > 0) {
     auto st = db_->prepare("SELECT COALESCE(SUM(size),0) FROM messages WHERE state='queued'");
     st.step();
-    if (static_cast<std::uint64_t>(st.integer(0)) + expected_size > limits_.max_queue_bytes) return "spool queue full";
+    if (static_cast<std::uint64_t>(st.integer(0)) + expected_size > limits_.max_queue_bytes)
+      return Shortage{Refusal::QueueFull, "spool queue full"};
   }
   return std::nullopt;
 }
@@ -329,8 +339,12 @@ Incoming Spool::begin() {
   std::string id = new_spool_id();
   std::string path = dir_ + "/tmp/" + id + ".tmp";
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  const int open_errno = errno;
   Incoming in(*this, id, fd >= 0 ? path : "", fd);
-  if (fd < 0) in.error_ = std::string("cannot create a spool file: ") + std::strerror(errno);
+  if (fd < 0) {
+    in.error_refusal_ = open_errno == ENOSPC || open_errno == EDQUOT ? Refusal::DiskFull : Refusal::Temporary;
+    in.error_ = std::string("cannot create a spool file: ") + std::strerror(open_errno);
+  }
   return in;
 }
 
@@ -341,14 +355,14 @@ Incoming Spool::begin() {
 // rows: never acknowledged, adopted by recover(). Three syncs per batch
 // instead of three per message.
 void Spool::commit_batch(Db& db, std::vector<PendingCommit>& batch) {
-  auto temp_fail = [](PendingCommit& p, std::string reason) {
+  auto temp_fail = [](PendingCommit& p, std::string reason, Refusal refusal = Refusal::Temporary) {
     p.in.discard();
-    p.result = {AcceptResult::Kind::TemporaryFailure, p.in.id_, std::move(reason)};
+    p.result = {AcceptResult::Kind::TemporaryFailure, p.in.id_, std::move(reason), refusal};
     p.settled = true;
   };
   std::vector<PendingCommit*> live;
   for (auto& p : batch) {
-    if (!p.in.error_.empty() || !p.in.flush()) temp_fail(p, p.in.error_);
+    if (!p.in.error_.empty() || !p.in.flush()) temp_fail(p, p.in.error_, p.in.error_refusal_);
     else live.push_back(&p);
   }
   if (live.empty()) return;
@@ -381,13 +395,13 @@ void Spool::commit_batch(Db& db, std::vector<PendingCommit>& batch) {
       auto seen = db.prepare("SELECT message FROM seen WHERE key=?");
       seen.bind(1, key);
       if (seen.step()) {  // seen before, or earlier in this batch
-        p->result = {AcceptResult::Kind::Duplicate, seen.text(0), ""};
+        p->result = {AcceptResult::Kind::Duplicate, seen.text(0), "", Refusal::None};
         p->in.discard();
         p->settled = true;
         continue;
       }
       if (limits_.max_queue_bytes > 0 && queued_bytes + p->in.size_ > limits_.max_queue_bytes) {
-        temp_fail(*p, "spool queue full");  // a copy of a queued mail is still welcome (above)
+        temp_fail(*p, "spool queue full", Refusal::QueueFull);  // a copy of a queued mail is still welcome (above)
         continue;
       }
       queued_bytes += p->in.size_;
@@ -419,7 +433,7 @@ void Spool::commit_batch(Db& db, std::vector<PendingCommit>& batch) {
     return;
   }
   for (auto* p : queued) {
-    p->result = {AcceptResult::Kind::Accepted, p->in.id_, ""};
+    p->result = {AcceptResult::Kind::Accepted, p->in.id_, "", Refusal::None};
     p->settled = true;
   }
 }
@@ -490,7 +504,7 @@ void Spool::stop_committer() {
 }
 
 AcceptResult Spool::accept(std::string_view raw, const std::string& source) {
-  if (auto full = check_capacity(raw.size())) return {AcceptResult::Kind::TemporaryFailure, "", *full};
+  if (auto full = capacity(raw.size())) return {AcceptResult::Kind::TemporaryFailure, "", full->reason, full->refusal};
   Incoming in = begin();
   in.write(raw);
   return commit(std::move(in), source);

@@ -1,7 +1,12 @@
 // SMTP (RFC 5321) and LMTP (RFC 2033) listener: ingest only. A message is
 // acknowledged with 250 only after the spool has fsync'd it; when it cannot,
-// the client gets 451/452 and keeps the message. Every input has a named
-// limit. Knows nothing about tickets.
+// the client gets 452 (storage) or 451 (anything else) and keeps the message.
+// Every input has a named limit. Only <CRLF>.<CRLF> ends DATA after a DATA
+// command ended by CRLF, so no mail can be smuggled inside another
+// (CVE-2023-51764 class). Knows nothing about tickets.
+//
+// Threads: everything runs on the executor given to the constructor; the
+// spool's committer thread only posts results back to it.
 #pragma once
 
 #include <chrono>
@@ -14,20 +19,33 @@
 #include <vector>
 
 #include "mailgate/net/asio.hpp"
+#include "mailgate/net/line_reader.hpp"
 #include "mailgate/spool/spool.hpp"
 
 namespace mailgate::smtp {
 
+// Every bound on what a client may send or make us wait for.
 struct SmtpLimits {
   std::size_t max_command_line = 4096;          // RFC 5321 §4.5.3.1.4 says 512; be lenient
   std::size_t max_data_line = 1024 * 1024;      // RFC says 1000; a longer line is hostile
+  std::size_t max_helo = 255;                   // kept of the HELO argument (a domain, RFC 5321 §4.5.3.1.2)
   std::size_t max_recipients = 100;             // per message (452 4.5.3 beyond)
   std::size_t max_errors = 10;                  // bad commands before 421
   std::size_t max_commands = 10'000;            // per connection
   std::size_t max_connections = 200;            // all clients
   std::size_t max_connections_per_ip = 20;
-  std::chrono::seconds command_timeout{300};    // RFC 5321 §4.5.3.2.7
-  std::chrono::seconds data_timeout{600};
+  std::size_t read_chunk = 64 * 1024;           // one socket read of commands and DATA lines
+  std::size_t bdat_read_chunk = 256 * 1024;     // one socket read of a BDAT chunk
+  std::chrono::milliseconds command_timeout = std::chrono::seconds(300);  // RFC 5321 §4.5.3.2.7
+  // DATA lines and BDAT chunks. `mailgate serve` sets it to smtp.timeout ×
+  // kDataTimeoutFactor: a relay streaming a large message from a slow queue
+  // pauses longer between lines than between commands (RFC 5321 §4.5.3.2.6
+  // gives 10 minutes against 5).
+  std::chrono::milliseconds data_timeout = std::chrono::seconds(600);
+  static constexpr int kDataTimeoutFactor = 2;
+  std::chrono::milliseconds write_timeout = std::chrono::seconds(60);          // a client that never reads
+  std::chrono::milliseconds refuse_timeout = std::chrono::seconds(5);          // the 421 to a connection over the limits
+  std::chrono::milliseconds tls_handshake_timeout = std::chrono::seconds(30);
 };
 
 struct SmtpSettings {
@@ -56,7 +74,12 @@ class SmtpServer {
   std::size_t sessions() const { return sessions_; }
   std::vector<std::uint16_t> bound_ports() const;
 
-  struct Session;
+  // One session from greeting to goodbye over a connection that is already
+  // there, without the connection limits or STARTTLS: the unit tests drive
+  // the protocol through it over an in-memory stream.
+  net::asio::awaitable<void> converse(net::ByteStream& stream, std::string peer);
+
+  class Session;
 
  private:
   net::asio::awaitable<void> accept_loop(net::tcp::acceptor& acceptor);

@@ -49,10 +49,21 @@ struct MediaRecord {
   std::int64_t uploaded_at = 0;
 };
 
+// Why the spool refuses mail for now, as a value the ingest code can switch
+// on: storage (SMTP 452 4.3.1) or anything else (451 4.3.0).
+enum class Refusal { None, DiskFull, QueueFull, Temporary };
+
 struct AcceptResult {
   enum class Kind { Accepted, Duplicate, TemporaryFailure } kind;
   std::string id;      // the spool id (Accepted) or the earlier message's (Duplicate)
   std::string reason;  // for TemporaryFailure: why, for the SMTP reply and the log
+  Refusal refusal = Refusal::None;  // for TemporaryFailure: which kind of why
+};
+
+// check_capacity's answer with its kind.
+struct Shortage {
+  Refusal refusal = Refusal::Temporary;
+  std::string reason;
 };
 
 class Spool;
@@ -81,6 +92,7 @@ class Incoming {
 
   Spool* spool_;
   std::string id_, path_, error_;
+  Refusal error_refusal_ = Refusal::Temporary;  // what error_ means for the sender
   int fd_ = -1;
   std::uint64_t size_ = 0;
   std::string buffer_;
@@ -99,7 +111,8 @@ class Spool {
 
   // ---- ingest ----
   // May already refuse (disk nearly full, queue over its limit).
-  std::optional<std::string> check_capacity(std::uint64_t expected_size = 0);
+  std::optional<std::string> check_capacity(std::uint64_t expected_size = 0);  // capacity()'s reason
+  std::optional<Shortage> capacity(std::uint64_t expected_size = 0);
   Incoming begin();
   // Makes the message durable and queued, or recognises it as one already
   // seen (same Message-ID, or same bytes when it has none): then nothing is
@@ -188,7 +201,7 @@ class Spool {
     Incoming in;
     std::string source;
     std::function<void(AcceptResult)> done;
-    AcceptResult result{AcceptResult::Kind::TemporaryFailure, "", "not committed"};
+    AcceptResult result{AcceptResult::Kind::TemporaryFailure, "", "not committed", Refusal::Temporary};
     bool settled = false;
   };
   static std::unique_ptr<Db> open_db(const std::string& dir);

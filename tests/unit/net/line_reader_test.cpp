@@ -1,0 +1,140 @@
+// The line reader's promises: lines split at LF with the ending reported
+// (the SMTP DATA terminator depends on it), bounded lines, counted reads that
+// take what is buffered first, and a deadline that ends a wait as "timeout".
+#include "mailgate/net/line_reader.hpp"
+
+#include <gtest/gtest.h>
+
+#include "memory_stream.hpp"
+
+namespace asio = mailgate::net::asio;
+using mailgate::net::LineEnd;
+using mailgate::net::LineReader;
+using mailgate::net::ReadError;
+using mailgate::test::MemoryStream;
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// Runs `body` as a coroutine on a fresh io_context until it ends.
+template <class F>
+void run(F body) {
+  asio::io_context io;
+  bool done = false;
+  asio::co_spawn(io, body(io.get_executor()), [&](std::exception_ptr e) {
+    done = true;
+    if (e) std::rethrow_exception(e);
+  });
+  io.run_for(10s);
+  EXPECT_TRUE(done);
+}
+
+struct Got {
+  std::string text;
+  LineEnd end;
+};
+
+TEST(LineReader, SplitsAtLfAndSaysHowTheLineEnded) {
+  std::vector<Got> lines;
+  ReadError last = ReadError::None;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    MemoryStream s(ex, {"one\r\ntwo\nthree\rstill three\r\n", "fo", "ur\r", "\nfive"}, false);
+    LineReader r(s, 4);  // reads of 4 bytes: lines span reads
+    for (;;) {
+      auto line = co_await r.read_line(100, 1s, last);
+      if (!line) break;
+      lines.push_back({std::string(line->text), line->end});
+    }
+  });
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0].text, "one");
+  EXPECT_EQ(lines[0].end, LineEnd::CrLf);
+  EXPECT_EQ(lines[1].text, "two");
+  EXPECT_EQ(lines[1].end, LineEnd::BareLf);
+  EXPECT_EQ(lines[2].text, "three\rstill three");  // a bare CR is text
+  EXPECT_EQ(lines[2].end, LineEnd::CrLf);
+  EXPECT_EQ(lines[3].text, "four");  // CR and LF in different reads
+  EXPECT_EQ(lines[3].end, LineEnd::CrLf);
+  EXPECT_EQ(last, ReadError::Eof);  // "five" never ended
+}
+
+TEST(LineReader, ALineLongerThanTheLimitIsRefusedWhetherOrNotItsEndHasArrived) {
+  for (std::size_t chunk : {std::size_t{1024}, std::size_t{3}}) {
+    ReadError why = ReadError::None;
+    std::optional<std::string> first;
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      MemoryStream s(ex, {"12345678\r\n"}, false);
+      LineReader r(s, chunk);
+      auto line = co_await r.read_line(8, 1s, why);
+      if (line) first = std::string(line->text);
+      line = co_await r.read_line(7, 1s, why);
+      if (line) first = "unexpected";
+    });
+    EXPECT_EQ(first, "12345678") << chunk;  // exactly the limit is fine
+    ReadError too_long = ReadError::None;
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      MemoryStream s(ex, {"123456789\r\n"}, false);
+      LineReader r(s, chunk);
+      auto line = co_await r.read_line(8, 1s, too_long);
+      EXPECT_FALSE(line);
+    });
+    EXPECT_EQ(too_long, ReadError::TooLong) << chunk;
+  }
+}
+
+TEST(LineReader, CountedReadsTakeTheBufferedBytesFirst) {
+  std::string chunk, after;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    MemoryStream s(ex, {"BDAT 10\r\n0123", "456789NOOP\r\n"}, false);
+    LineReader r(s, 1024);
+    ReadError why = ReadError::None;
+    auto line = co_await r.read_line(100, 1s, why);
+    EXPECT_EQ(line->text, "BDAT 10");
+    EXPECT_EQ(r.buffered(), 4u);
+    while (chunk.size() < 10) {
+      std::string_view got = co_await r.read_some(10 - chunk.size(), 1s, why);
+      if (got.empty()) break;
+      chunk += got;
+    }
+    line = co_await r.read_line(100, 1s, why);
+    if (line) after = std::string(line->text);
+  });
+  EXPECT_EQ(chunk, "0123456789");
+  EXPECT_EQ(after, "NOOP");
+}
+
+TEST(LineReader, ASilentPeerTimesOutAndTheStreamStaysUsable) {
+  ReadError why = ReadError::None;
+  bool wrote = false;
+  auto start = std::chrono::steady_clock::now();
+  std::string output;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    MemoryStream s(ex, {"partial"}, /*hang=*/true);
+    LineReader r(s, 1024);
+    auto line = co_await r.read_line(100, 50ms, why);
+    EXPECT_FALSE(line);
+    wrote = co_await r.write("421 timeout\r\n", 1s);  // the goodbye still goes out
+    output = s.output;
+  });
+  EXPECT_EQ(why, ReadError::Timeout);
+  EXPECT_TRUE(wrote);
+  EXPECT_EQ(output, "421 timeout\r\n");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+TEST(LineReader, DiscardedBytesAreNeverRead) {
+  std::vector<std::string> lines;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    MemoryStream s(ex, {"STARTTLS\r\nMAIL FROM:<injected>\r\n", "EHLO after\r\n"}, false);
+    LineReader r(s, 1024);
+    ReadError why = ReadError::None;
+    auto line = co_await r.read_line(100, 1s, why);
+    lines.push_back(std::string(line->text));
+    r.discard_buffered();
+    while ((line = co_await r.read_line(100, 1s, why))) lines.push_back(std::string(line->text));
+  });
+  EXPECT_EQ(lines, (std::vector<std::string>{"STARTTLS", "EHLO after"}));
+}
+
+}  // namespace
