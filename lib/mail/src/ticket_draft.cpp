@@ -446,9 +446,9 @@ class DraftBuilder {
   std::string add_bytes(std::string bytes, const std::string& content_type, std::string name,
                         std::string content_id, bool inline_image) {
     std::size_t n = draft_.media.size() + 1;
-    if (name.empty())
-      name = std::string(content_type.rfind("image/", 0) == 0 ? "image-" : "attachment-") + std::to_string(n) +
-             "." + extension_for(content_type);
+    if (name.empty())  // parts skipped for max_media count on, so each has its own name
+      name = std::string(content_type.rfind("image/", 0) == 0 ? "image-" : "attachment-") +
+             std::to_string(n + media_limit_skips_) + "." + extension_for(content_type);
     if (bytes.size() > options_.max_media_bytes) {
       draft_.skipped.push_back({name, "larger than " + std::to_string(options_.max_media_bytes / (1024 * 1024)) +
                                           " MB media limit (" + human_size(bytes.size()) + ")"});
@@ -459,6 +459,7 @@ class DraftBuilder {
       return {};
     }
     if (draft_.media.size() >= options_.max_media) {
+      ++media_limit_skips_;
       skip_named(std::move(name), media_limit_reason());
       return {};
     }
@@ -503,6 +504,7 @@ class DraftBuilder {
   std::string failure_reason_;
   std::map<std::string, std::string> inline_by_digest_;  // sha256 of inline data: → its ref
   std::size_t named_budget_skips_ = 0;
+  std::size_t media_limit_skips_ = 0;
   std::map<std::string, std::size_t> unnamed_skips_;  // reason → skips past kMaxNamedSkips
   TicketDraft draft_;
   std::map<std::string, const MimePart*> by_content_id_;
