@@ -75,9 +75,20 @@ constexpr std::string_view kBidiControls[] = {"\u200E", "\u200F", "\u061C", "\u2
 constexpr std::string_view kLookAlikeSlashes[] = {"\u2215", "\u2044", "\uFF0F", "\u29F8", "\u2571", "\u2216",
                                                   "\uFF3C", "\u29F9", "\uFE68", "\u2572", "\u29F5"};
 
+// Builds a new string (in-place std::string::replace trips g++ 12's
+// -Wrestrict false positive in Release builds).
 void replace_all(std::string& s, std::string_view from, std::string_view to) {
-  for (std::size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
-    s.replace(p, from.size(), to);
+  if (s.find(from) == std::string::npos) return;
+  std::string out;
+  out.reserve(s.size());
+  std::size_t at = 0;
+  for (std::size_t p = s.find(from); p != std::string::npos; p = s.find(from, at)) {
+    out.append(s, at, p - at);
+    out.append(to);
+    at = p + from.size();
+  }
+  out.append(s, at, std::string::npos);
+  s = std::move(out);
 }
 
 // A file name safe to hand on: no directories, no control characters, no
@@ -137,7 +148,7 @@ class DraftBuilder {
     std::string body = render(root);
     collect_attachments(root);
     for (const auto& [reason, count] : unnamed_skips_)
-      draft_.skipped.push_back({"(" + std::to_string(count) + " more)", reason});
+      draft_.skipped.push_back({std::string("(").append(std::to_string(count)).append(" more)"), reason});
     for (const auto& t : msg_.truncations) draft_.skipped.push_back({"(message structure)", t});
     // The API needs a message; a scan-to-mail PDF has none of its own.
     if (trim(body).empty()) body = "<p><em>(no message text)</em></p>";
