@@ -266,6 +266,185 @@ void append_attribute(std::string& out, std::string_view name, std::string_view 
   out += '"';
 }
 
+// ---- bounding the depth the parser builds -----------------------------------
+// HTML5 tree construction checks "element in scope" by walking the stack of
+// open elements, so 1 MB of "<div>" costs ~n² steps (half a minute). Before
+// gumbo sees the input, this pass tokenises tags exactly as the HTML5
+// tokenizer does (names, quoted attribute values, comments, RAWTEXT/RCDATA
+// elements) and keeps an over-estimate of the open-element depth: a start
+// tag pushes, an end tag pops only when it closes the innermost element
+// (whatever the parser would do otherwise, it never closes more than that
+// for free). A start tag that would nest deeper than kMaxHtmlNesting has its
+// '<' written as "&lt;": the parser sees text, so the input can only lose
+// markup, never gain any. Where the tokenizer's view is ambiguous to a
+// scanner (script data holding "<!--", and script/RAWTEXT/CDATA once SVG or
+// MathML may be open) the tag is written as text too.
+constexpr std::size_t kMaxHtmlNesting = 256;
+
+bool is_tag_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'; }
+bool is_ascii_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+// Elements that never stay open (void), or that the parser closes itself
+// before they could nest (p, li, table parts, ...): not counted.
+bool is_uncounted(std::string_view n) {
+  static constexpr std::string_view kNames[] = {
+      "area", "base", "basefont", "bgsound", "br", "col", "embed", "hr", "img", "image", "input", "keygen",
+      "link", "meta", "param", "source", "track", "wbr", "frame", "p", "li", "dd", "dt", "option", "optgroup",
+      "tr", "td", "th", "tbody", "thead", "tfoot", "caption", "colgroup", "head", "body", "html"};
+  return std::find(std::begin(kNames), std::end(kNames), n) != std::end(kNames);
+}
+
+bool is_raw_text(std::string_view n) {
+  return n == "title" || n == "textarea" || n == "style" || n == "xmp" || n == "iframe" || n == "noembed" ||
+         n == "noframes";
+}
+
+// From just past a tag name to just past its '>' (HTML5 tokenizer: tag
+// name, attribute name/value states); npos when the input ends inside it.
+std::size_t skip_tag(std::string_view s, std::size_t k) {
+  const std::size_t n = s.size();
+  while (true) {
+    while (k < n && (is_tag_space(s[k]) || s[k] == '/')) ++k;
+    if (k >= n) return std::string_view::npos;
+    if (s[k] == '>') return k + 1;
+    ++k;  // an attribute name's first character may be anything, '=' included
+    while (k < n && !is_tag_space(s[k]) && s[k] != '/' && s[k] != '>' && s[k] != '=') ++k;
+    while (k < n && is_tag_space(s[k])) ++k;
+    if (k < n && s[k] == '=') {
+      ++k;
+      while (k < n && is_tag_space(s[k])) ++k;
+      if (k >= n) return std::string_view::npos;
+      if (s[k] == '"' || s[k] == '\'') {
+        std::size_t close = s.find(s[k], k + 1);
+        if (close == std::string_view::npos) return std::string_view::npos;
+        k = close + 1;
+      } else {
+        while (k < n && !is_tag_space(s[k]) && s[k] != '>') ++k;
+      }
+    }
+  }
+}
+
+std::size_t read_tag_name(std::string_view s, std::size_t k, std::string& name) {
+  name.clear();
+  while (k < s.size() && !is_tag_space(s[k]) && s[k] != '/' && s[k] != '>') {
+    char c = s[k++];
+    name.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  }
+  return k;
+}
+
+// Just past a comment starting at s[lt] == "<!--" (HTML5 comment states).
+std::size_t end_of_comment(std::string_view s, std::size_t lt) {
+  std::size_t p = lt + 4;
+  if (p < s.size() && s[p] == '>') return p + 1;                              // <!-->
+  if (p + 1 < s.size() && s[p] == '-' && s[p + 1] == '>') return p + 2;       // <!--->
+  std::size_t a = s.find("-->", p), b = s.find("--!>", p);
+  std::size_t end = std::min(a == std::string_view::npos ? s.size() : a + 3,
+                             b == std::string_view::npos ? s.size() : b + 4);
+  return end;
+}
+
+// Where RAWTEXT/RCDATA content of `name` ends: at "</name" followed by
+// space, '/' or '>' (case-insensitive); npos when it never does.
+std::size_t end_of_raw_text(std::string_view s, std::size_t from, std::string_view name) {
+  for (std::size_t p = s.find("</", from); p != std::string_view::npos; p = s.find("</", p + 2)) {
+    std::size_t q = p + 2 + name.size();
+    if (q < s.size() && istarts_with(s.substr(p + 2), name) && (is_tag_space(s[q]) || s[q] == '/' || s[q] == '>'))
+      return p;
+  }
+  return std::string_view::npos;
+}
+
+std::string limit_nesting(std::string_view s, std::size_t max_depth) {
+  std::string out;
+  std::size_t copied = 0;  // s[0, copied) is in `out`
+  auto as_text = [&](std::size_t lt) {
+    out.append(s.substr(copied, lt - copied));
+    out += "&lt;";
+    copied = lt + 1;
+  };
+  std::vector<std::string> open;
+  std::string name;
+  bool foreign_seen = false;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::size_t lt = s.find('<', i);
+    if (lt == std::string_view::npos || lt + 1 >= s.size()) break;
+    const char c = s[lt + 1];
+    if (c == '!') {
+      if (s.substr(lt, 4) == "<!--") {
+        i = end_of_comment(s, lt);
+      } else if (foreign_seen && istarts_with(s.substr(lt), "<![cdata[")) {
+        as_text(lt);  // CDATA in SVG/MathML, a bogus comment elsewhere: text either way now
+        i = lt + 1;
+      } else {
+        std::size_t gt = s.find('>', lt + 2);
+        i = gt == std::string_view::npos ? s.size() : gt + 1;
+      }
+      continue;
+    }
+    if (c == '?' || (c == '/' && lt + 2 < s.size() && !is_ascii_alpha(s[lt + 2]))) {
+      if (c == '/' && s[lt + 2] == '>') {  // "</>" is dropped
+        i = lt + 3;
+        continue;
+      }
+      std::size_t gt = s.find('>', lt + 1);  // bogus comment
+      i = gt == std::string_view::npos ? s.size() : gt + 1;
+      continue;
+    }
+    if (c == '/') {
+      if (lt + 2 >= s.size()) break;
+      std::size_t end = skip_tag(s, read_tag_name(s, lt + 2, name));
+      if (end == std::string_view::npos) break;
+      if (!open.empty() && open.back() == name) open.pop_back();
+      i = end;
+      continue;
+    }
+    if (!is_ascii_alpha(c)) {
+      i = lt + 1;
+      continue;
+    }
+    std::size_t end = skip_tag(s, read_tag_name(s, lt + 1, name));
+    if (end == std::string_view::npos) break;  // cut off by the end: the parser drops it
+    if (name == "script" && !foreign_seen) {
+      // Script data ends at the first "</script" unless "<!--" inside puts
+      // the tokenizer in its escaped states; then it is text to us.
+      std::size_t close = end_of_raw_text(s, end, name);
+      std::string_view data = s.substr(end, close == std::string_view::npos ? std::string_view::npos : close - end);
+      if (data.find("<!--") == std::string_view::npos) {
+        if (close == std::string_view::npos) break;  // the rest is script
+        i = close;
+        continue;
+      }
+    }
+    if (name == "script" || (foreign_seen && is_raw_text(name))) {
+      as_text(lt);
+      i = lt + 1;
+      continue;
+    }
+    if (name == "plaintext") break;  // everything after it is text
+    if (!is_uncounted(name)) {
+      if (open.size() >= max_depth) {
+        as_text(lt);
+        i = lt + 1;  // its attributes are text now, scanned as such
+        continue;
+      }
+      open.push_back(name);
+      if (name == "svg" || name == "math") foreign_seen = true;
+    }
+    i = end;
+    if (is_raw_text(name)) {
+      std::size_t close = end_of_raw_text(s, end, name);
+      if (close == std::string_view::npos) break;
+      i = close;
+    }
+  }
+  if (copied == 0) return std::string(s);
+  out.append(s.substr(copied));
+  return out;
+}
+
 // How often the tree walk reads the clock (nodes).
 constexpr unsigned kWalkCheckInterval = 1024;
 
@@ -397,7 +576,8 @@ SanitizedHtml sanitize_html(std::string_view html, const InlineImageResolver& re
   options.deallocator = arena_deallocate;
   options.userdata = &arena;
   options.max_errors = 0;  // parse errors are not recorded: they would only cost memory
-  GumboOutput* output = parse_in_arena(arena, options, html.data(), html.size());
+  const std::string bounded = limit_nesting(html, kMaxHtmlNesting);
+  GumboOutput* output = parse_in_arena(arena, options, bounded.data(), bounded.size());
   if (!output) {
     result.failure = arena.failure;
   } else {
