@@ -339,10 +339,12 @@ std::size_t end_of_comment(std::string_view s, std::size_t lt) {
   std::size_t p = lt + 4;
   if (p < s.size() && s[p] == '>') return p + 1;                              // <!-->
   if (p + 1 < s.size() && s[p] == '-' && s[p + 1] == '>') return p + 2;       // <!--->
-  std::size_t a = s.find("-->", p), b = s.find("--!>", p);
-  std::size_t end = std::min(a == std::string_view::npos ? s.size() : a + 3,
-                             b == std::string_view::npos ? s.size() : b + 4);
-  return end;
+  // "-->" or "--!>", whichever comes first; one scan, so linear overall.
+  for (std::size_t q = s.find("--", p); q != std::string_view::npos; q = s.find("--", q + 1)) {
+    if (q + 2 < s.size() && s[q + 2] == '>') return q + 3;
+    if (q + 3 < s.size() && s[q + 2] == '!' && s[q + 3] == '>') return q + 4;
+  }
+  return s.size();
 }
 
 // Where RAWTEXT/RCDATA content of `name` ends: at "</name" followed by
