@@ -7,6 +7,7 @@ packages=(
   libboost-dev libboost-system-dev libssl-dev openssl # Asio/Beast, TLS
   nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev libmimetic-dev
   libgtest-dev libgmock-dev
+  libgumbo-dev                                        # HTML5 parser for the mail sanitiser
   python3 swaks libnet-ssleay-perl libio-socket-ssl-perl  # real SMTP clients (swaks --tls)
   postfix dovecot-imapd systemd curl ca-certificates   # real peers: MTA, IMAP, systemd-analyze
   strace                                              # tests/e2e/test_durability.py: the sync order before 250

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan+UBSan) and runs each for a
-# bounded time each (MIME drafts, IMAP responses), seeded from tests/corpus
-# and tests/fuzz/imap_seeds. Fails on any crash, leak or timeout.
+# bounded time each (MIME drafts, IMAP responses, the HTML sanitiser), seeded
+# from tests/corpus, tests/fuzz/imap_seeds and tests/fuzz/html_seeds. Fails on
+# any crash, leak or timeout, and (HTML) on any unsafe output.
 # usage: tests/fuzz/run_fuzz.sh [SECONDS]   (default 60)
 set -euo pipefail
 seconds=${1:-60}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build="$root/build-fuzz"
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DMAILGATE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j"$(nproc)" --target fuzz_draft fuzz_imap_response >/dev/null
+cmake --build "$build" -j"$(nproc)" --target fuzz_draft fuzz_imap_response fuzz_sanitize_html >/dev/null
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -35,3 +36,4 @@ fuzz() {
 }
 fuzz fuzz_draft "$root/tests/corpus" 65536
 fuzz fuzz_imap_response "$root/tests/fuzz/imap_seeds" 16384
+fuzz fuzz_sanitize_html "$root/tests/fuzz/html_seeds" 65536

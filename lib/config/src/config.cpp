@@ -386,7 +386,8 @@ void read_imap(Reader& r, const YAML::Node& n, std::vector<ImapMailboxConfig>& b
 }
 
 void read_mail(Reader& r, const YAML::Node& n, MailRules& m) {
-  if (!r.expect_mapping(n, "mail", {"sender", "max_attachment_size", "loop_id"})) return;
+  if (!r.expect_mapping(n, "mail", {"sender", "max_attachment_size", "loop_id", "max_media", "max_processing_time"}))
+    return;
   std::string sender = "from";
   r.string(n, "sender", sender, false, "mail");
   if (sender == "from") m.sender = SenderField::From;
@@ -396,6 +397,10 @@ void read_mail(Reader& r, const YAML::Node& n, MailRules& m) {
   if (m.max_attachment_size > 7ull * 1024 * 1024)
     r.error(n["max_attachment_size"], "mail.max_attachment_size cannot exceed 7MB (the API's 10 MB request limit after base64)");
   r.string(n, "loop_id", m.loop_id, false, "mail");
+  r.integer(n, "max_media", m.max_media, 1, 10000);
+  r.duration(n, "max_processing_time", m.max_processing_time);
+  if (m.max_processing_time < std::chrono::seconds(1) || m.max_processing_time > std::chrono::seconds(3600))
+    r.error(n["max_processing_time"], "mail.max_processing_time must be between 1s and 1h");
 }
 
 void read_queue(Reader& r, const YAML::Node& n, QueueConfig& q) {
@@ -602,6 +607,8 @@ std::string describe(const Config& c) {
   e << YAML::Key << "sender" << YAML::Value << (c.mail.sender == SenderField::From ? "from" : "reply-to");
   e << YAML::Key << "max_attachment_size" << YAML::Value << show_size(c.mail.max_attachment_size);
   e << YAML::Key << "loop_id" << YAML::Value << c.mail.loop_id;
+  e << YAML::Key << "max_media" << YAML::Value << c.mail.max_media;
+  e << YAML::Key << "max_processing_time" << YAML::Value << std::to_string(c.mail.max_processing_time.count()) + "s";
   e << YAML::EndMap;
   e << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "max_size" << YAML::Value << (c.queue.max_size ? show_size(c.queue.max_size) : "unlimited");

@@ -66,10 +66,38 @@ std::string extension_for(std::string_view content_type) {
   return it == kExtensions.end() ? "bin" : std::string(it->second);
 }
 
-// A file name safe to hand on: no directories, no control characters, not
-// hidden, bounded length (cut on a UTF-8 boundary, extension kept).
+// Bidirectional controls (UTF-8): they make "invoice\u202Efdp.exe" read as
+// "invoiceexe.pdf". LRM, RLM, ALM, LRE..RLO, LRI..PDI.
+constexpr std::string_view kBidiControls[] = {"\u200E", "\u200F", "\u061C", "\u202A", "\u202B", "\u202C",
+                                              "\u202D", "\u202E", "\u2066", "\u2067", "\u2068", "\u2069"};
+// Characters that look like a slash or backslash: a name must not look
+// like a path it is not.
+constexpr std::string_view kLookAlikeSlashes[] = {"\u2215", "\u2044", "\uFF0F", "\u29F8", "\u2571", "\u2216",
+                                                  "\uFF3C", "\u29F9", "\uFE68", "\u2572", "\u29F5"};
+
+// Builds a new string (in-place std::string::replace trips g++ 12's
+// -Wrestrict false positive in Release builds).
+void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  if (s.find(from) == std::string::npos) return;
+  std::string out;
+  out.reserve(s.size());
+  std::size_t at = 0;
+  for (std::size_t p = s.find(from); p != std::string::npos; p = s.find(from, at)) {
+    out.append(s, at, p - at);
+    out.append(to);
+    at = p + from.size();
+  }
+  out.append(s, at, std::string::npos);
+  s = std::move(out);
+}
+
+// A file name safe to hand on: no directories, no control characters, no
+// bidi controls, look-alike slashes as "_", not hidden, bounded length (cut
+// on a UTF-8 boundary, extension kept).
 std::string safe_file_name(std::string name) {
   if (auto slash = name.find_last_of("/\\"); slash != std::string::npos) name = name.substr(slash + 1);
+  for (auto bidi : kBidiControls) replace_all(name, bidi, "");
+  for (auto slash : kLookAlikeSlashes) replace_all(name, slash, "_");
   std::string clean;
   for (char c : name) {
     auto u = static_cast<unsigned char>(c);
@@ -96,9 +124,17 @@ std::string human_size(std::size_t bytes) {
 
 class DraftBuilder {
  public:
-  DraftBuilder(const ParsedMessage& msg, const DraftOptions& options) : msg_(msg), options_(options) {
+  DraftBuilder(const ParsedMessage& msg, const DraftOptions& options, std::chrono::steady_clock::time_point deadline)
+      : msg_(msg), options_(options) {
+    budget_.deadline = deadline;
+    budget_.cancel = options.cancel.get();
     index_content_ids(msg.root);
   }
+
+  // Set when the draft ran out of budget (or was cancelled): it is then
+  // incomplete and must not become a ticket.
+  DraftFailure failure() const { return failure_; }
+  const std::string& failure_reason() const { return failure_reason_; }
 
   TicketDraft build() {
     const MimePart& root = msg_.root;
@@ -111,6 +147,8 @@ class DraftBuilder {
 
     std::string body = render(root);
     collect_attachments(root);
+    for (const auto& [reason, count] : unnamed_skips_)
+      draft_.skipped.push_back({std::string("(").append(std::to_string(count)).append(" more)"), reason});
     for (const auto& t : msg_.truncations) draft_.skipped.push_back({"(message structure)", t});
     // The API needs a message; a scan-to-mail PDF has none of its own.
     if (trim(body).empty()) body = "<p><em>(no message text)</em></p>";
@@ -212,11 +250,40 @@ class DraftBuilder {
     return to_utf8(bytes, charset);
   }
 
+  // Checked between parts; the HTML sanitiser checks inside its loops.
+  bool out_of_budget() {
+    if (failure_ != DraftFailure::None) return true;
+    if (budget_.cancel && budget_.cancel->load(std::memory_order_relaxed)) {
+      fail(DraftFailure::Cancelled, "cancelled (shutting down)");
+    } else if (std::chrono::steady_clock::now() > budget_.deadline) {
+      fail(DraftFailure::OverBudget, "drafting ran over " + time_budget());
+    }
+    return failure_ != DraftFailure::None;
+  }
+
+  std::string time_budget() const {
+    char seconds[32];
+    snprintf(seconds, sizeof seconds, "%g", static_cast<double>(options_.max_processing_time.count()) / 1000.0);
+    return std::string("mail.max_processing_time (") + seconds + " s)";
+  }
+
+  void fail(DraftFailure f, std::string reason) {
+    if (failure_ != DraftFailure::None) return;
+    failure_ = f;
+    failure_reason_ = std::move(reason);
+  }
+
   std::string render_leaf(const MimePart& p) {
     consumed_.insert(&p);
+    if (out_of_budget()) return {};
     std::string text = decoded_text(p);
-    if (p.content_type.value == "text/html")
-      return sanitize_html(text, [this](std::string_view src) { return resolve_image(src); });
+    if (p.content_type.value == "text/html") {
+      auto r = sanitize_html(text, [this](std::string_view src) { return resolve_image(src); }, budget_);
+      if (r.failure == HtmlFailure::Cancelled) fail(DraftFailure::Cancelled, r.error);
+      else if (r.failure == HtmlFailure::OverTime) fail(DraftFailure::OverBudget, "HTML sanitising ran over " + time_budget());
+      else if (r.failure != HtmlFailure::None) fail(DraftFailure::OverBudget, r.error);
+      return std::move(r.html);
+    }
     bool flowed = iequals(p.content_type.param("format"), "flowed");
     bool delsp = iequals(p.content_type.param("delsp"), "yes");
     return text_to_html(text, flowed, delsp);
@@ -297,6 +364,9 @@ class DraftBuilder {
       auto it = by_content_id_.find(strip_angles(cid));
       if (it == by_content_id_.end()) return std::nullopt;
       if (consumed_.count(it->second) && !media_of_.count(it->second)) return std::nullopt;  // skipped
+      // SVG is active content (scripts, remote loads): never shown inline;
+      // the part stays an attachment.
+      if (it->second->content_type.value == "image/svg+xml") return std::nullopt;
       if (auto known = media_of_.find(it->second); known != media_of_.end()) {
         draft_.media[known->second].inline_image = true;
         return "att:" + draft_.media[known->second].ref;
@@ -309,17 +379,44 @@ class DraftBuilder {
   }
 
   // <img src="data:image/png;base64,..."> becomes an uploaded inline image,
-  // so the ticket message stays small and the image is kept.
+  // so the ticket message stays small and the image is kept. Only raster
+  // types (an SVG would be active content), and the same image data used
+  // many times is uploaded once.
   std::optional<std::string> add_data_uri_image(std::string_view src) {
+    static constexpr std::string_view kInlineTypes[] = {"image/png", "image/jpeg", "image/jpg", "image/pjpeg",
+                                                        "image/gif", "image/webp", "image/bmp"};
     std::size_t comma = src.find(',');
     if (comma == std::string_view::npos) return std::nullopt;
     std::string meta = ascii_lower(src.substr(5, comma - 5));
     if (meta.find(";base64") == std::string::npos) return std::nullopt;
     std::string type = meta.substr(0, meta.find(';'));
+    if (std::find(std::begin(kInlineTypes), std::end(kInlineTypes), type) == std::end(kInlineTypes)) {
+      skip_named("image." + extension_for(type), type == "image/svg+xml"
+                                                      ? "SVG image not shown inline (active content)"
+                                                      : "inline image of type " + type + " not shown");
+      return std::nullopt;
+    }
     std::string bytes = decode_base64(src.substr(comma + 1));
+    std::string digest = sha256_hex(bytes);
+    if (auto same = inline_by_digest_.find(digest); same != inline_by_digest_.end()) return "att:" + same->second;
     std::string ref = add_bytes(std::move(bytes), type, "", "", true);
     if (ref.empty()) return std::nullopt;
+    inline_by_digest_.emplace(std::move(digest), ref);
     return "att:" + ref;
+  }
+
+  std::string media_limit_reason() const {
+    return "over the limit of " + std::to_string(options_.max_media) + " uploads per mail (mail.max_media)";
+  }
+
+  // A skip named in the ticket; past kMaxNamedSkips only counted.
+  void skip_named(std::string name, std::string reason) {
+    if (named_budget_skips_ >= kMaxNamedSkips) {
+      ++unnamed_skips_[reason];
+      return;
+    }
+    ++named_budget_skips_;
+    draft_.skipped.push_back({std::move(name), std::move(reason)});
   }
 
   std::string file_name_of(const MimePart& p, const std::string& bytes) {
@@ -342,6 +439,11 @@ class DraftBuilder {
 
   std::optional<std::string> add_media(const MimePart& p, bool inline_image) {
     consumed_.insert(&p);
+    if (out_of_budget()) return std::nullopt;
+    if (inline_image && p.content_type.value == "image/svg+xml") {
+      consumed_.erase(&p);  // never inline: collected as an attachment instead
+      return std::nullopt;
+    }
     std::string bytes = decode_transfer_encoding(p.body, p.header("Content-Transfer-Encoding"));
     std::string name = file_name_of(p, bytes);
     std::string ref = add_bytes(std::move(bytes), p.content_type.value, name,
@@ -355,9 +457,9 @@ class DraftBuilder {
   std::string add_bytes(std::string bytes, const std::string& content_type, std::string name,
                         std::string content_id, bool inline_image) {
     std::size_t n = draft_.media.size() + 1;
-    if (name.empty())
-      name = std::string(content_type.rfind("image/", 0) == 0 ? "image-" : "attachment-") + std::to_string(n) +
-             "." + extension_for(content_type);
+    if (name.empty())  // parts skipped for max_media count on, so each has its own name
+      name = std::string(content_type.rfind("image/", 0) == 0 ? "image-" : "attachment-") +
+             std::to_string(n + media_limit_skips_) + "." + extension_for(content_type);
     if (bytes.size() > options_.max_media_bytes) {
       draft_.skipped.push_back({name, "larger than " + std::to_string(options_.max_media_bytes / (1024 * 1024)) +
                                           " MB media limit (" + human_size(bytes.size()) + ")"});
@@ -365,6 +467,11 @@ class DraftBuilder {
     }
     if (bytes.empty()) {
       draft_.skipped.push_back({name, "empty attachment"});
+      return {};
+    }
+    if (draft_.media.size() >= options_.max_media) {
+      ++media_limit_skips_;
+      skip_named(std::move(name), media_limit_reason());
       return {};
     }
     MediaItem m;
@@ -403,6 +510,13 @@ class DraftBuilder {
 
   const ParsedMessage& msg_;
   const DraftOptions& options_;
+  HtmlBudget budget_;
+  DraftFailure failure_ = DraftFailure::None;
+  std::string failure_reason_;
+  std::map<std::string, std::string> inline_by_digest_;  // sha256 of inline data: → its ref
+  std::size_t named_budget_skips_ = 0;
+  std::size_t media_limit_skips_ = 0;
+  std::map<std::string, std::size_t> unnamed_skips_;  // reason → skips past kMaxNamedSkips
   TicketDraft draft_;
   std::map<std::string, const MimePart*> by_content_id_;
   std::map<const MimePart*, std::size_t> media_of_;
@@ -421,17 +535,28 @@ bool looks_like_mail(const MimePart& root) {
 }  // namespace
 
 DraftResult build_draft(std::string_view raw, const DraftOptions& options) {
+  const auto deadline = std::chrono::steady_clock::now() + options.max_processing_time;
   DraftResult result;
   if (trim(raw).empty()) {
+    result.failure = DraftFailure::NotMail;
     result.error = "not an email message: the input is empty";
     return result;
   }
   ParsedMessage msg = parse_mime(raw, options.limits);
   if (!looks_like_mail(msg.root)) {
+    result.failure = DraftFailure::NotMail;
     result.error = "not an email message: no RFC 5322 header fields (From, To, Subject, Date, ...) found";
     return result;
   }
-  result.draft = DraftBuilder(msg, options).build();
+  DraftBuilder builder(msg, options, deadline);
+  TicketDraft draft = builder.build();
+  if (builder.failure() != DraftFailure::None) {
+    result.failure = builder.failure();
+    result.error = builder.failure() == DraftFailure::Cancelled ? builder.failure_reason()
+                                                                : "over budget: " + builder.failure_reason();
+    return result;
+  }
+  result.draft = std::move(draft);
   return result;
 }
 

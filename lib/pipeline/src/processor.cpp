@@ -10,6 +10,7 @@
 #include "mailgate/log/log.hpp"
 #include "mailgate/mail/preview.hpp"
 #include "mailgate/metrics/metrics.hpp"
+#include "mailgate/pipeline/draft_runner.hpp"
 
 namespace mailgate::pipeline {
 
@@ -40,6 +41,7 @@ void Processor::wake() { wake_timer_.cancel(); }
 
 void Processor::stop() {
   stopping_ = true;
+  if (settings_.draft.cancel) settings_.draft.cancel->store(true);  // a draft in progress gives up
   wake_timer_.cancel();
 }
 
@@ -106,11 +108,15 @@ awaitable<void> Processor::process_steps(spool::MessageRecord record) {
     spool_.fail(id, e.what());
     co_return;
   }
-  auto result = mail::build_draft(raw, settings_.draft);
-  raw.clear();
-  raw.shrink_to_fit();
+  // Off the event loop, within mail.max_processing_time (draft_runner.hpp).
+  auto result = co_await build_draft_off_loop(std::move(raw), settings_.draft);
+  if (result.failure == mail::DraftFailure::Cancelled) {
+    log::info("pipeline.draft_cancelled", {{"spool_id", id}, {"note", "shutting down; the mail stays queued"}});
+    co_return;
+  }
   if (!result.draft) {
-    log::warn("pipeline.not_a_mail", {{"spool_id", id}, {"reason", result.error}});
+    const bool over = result.failure == mail::DraftFailure::OverBudget;
+    log::warn(over ? "pipeline.over_budget" : "pipeline.not_a_mail", {{"spool_id", id}, {"reason", result.error}});
     spool_.fail(id, result.error);
     co_return;
   }

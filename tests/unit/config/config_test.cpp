@@ -194,3 +194,22 @@ TEST(Config, LogFormat) {
   ASSERT_EQ(wrong.size(), 1u);
   EXPECT_NE(wrong[0].find("log.format must be text or json"), std::string::npos);
 }
+
+// issue 15 / issue 13: the mail budgets' defaults and bounds.
+TEST(Config, MailBudgetsDefaultAndBounds) {
+  auto r = load_config_text(kMinimal, "t.yaml");
+  ASSERT_TRUE(r.config);
+  // 7 MB: the API's 10 MB request limit after base64 (4/3), with room for JSON.
+  EXPECT_EQ(r.config->mail.max_attachment_size, 7ull * 1024 * 1024);
+  EXPECT_EQ(r.config->mail.max_media, 100);
+  EXPECT_EQ(r.config->mail.max_processing_time, std::chrono::seconds(30));
+
+  r = load_config_text(std::string(kMinimal) + "mail:\n  max_media: 5\n  max_processing_time: 2m\n", "t.yaml");
+  ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].to_string());
+  EXPECT_EQ(r.config->mail.max_media, 5);
+  EXPECT_EQ(r.config->mail.max_processing_time, std::chrono::seconds(120));
+
+  EXPECT_FALSE(errors_of(std::string(kMinimal) + "mail:\n  max_media: 0\n").empty());
+  EXPECT_FALSE(errors_of(std::string(kMinimal) + "mail:\n  max_processing_time: 2h\n").empty());
+  EXPECT_FALSE(errors_of(std::string(kMinimal) + "mail:\n  max_attachment_size: 70MB\n").empty());
+}

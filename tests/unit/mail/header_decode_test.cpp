@@ -32,6 +32,15 @@ TEST(Rfc2047, MultiByteCharacterSplitAcrossWordsSurvives) {
   EXPECT_EQ(decode_header_text("=?utf-8?B?w6k=?= =?utf-8?B?w6k=?="), "\u00e9\u00e9");
 }
 
+// issue 15: adjacent words in different charsets are decoded each in its
+// own charset, then joined. Joining the bytes first (to mend a character
+// split across words, above) would read é (0xE9) as UTF-8 and lose it.
+TEST(Rfc2047, AdjacentWordsInDifferentCharsetsAreDecodedSeparately) {
+  EXPECT_EQ(decode_header_text("=?ISO-8859-1?Q?caf=E9?= =?UTF-8?Q?_=C3=A9t=C3=A9?="), "caf\u00e9 \u00e9t\u00e9");
+  EXPECT_EQ(decode_header_text("=?UTF-8?Q?=C3=A9t=C3=A9_?= =?ISO-8859-1?Q?caf=E9?="), "\u00e9t\u00e9 caf\u00e9");
+  EXPECT_EQ(decode_header_text("=?ISO-8859-1?Q?=E9?= =?ISO-8859-2?Q?=E9?="), "\u00e9\u00e9");  // é, then é in Latin-2
+}
+
 TEST(Rfc2047, LenientForms) {
   EXPECT_EQ(decode_header_text("=?utf-8?q?lower_case_q?="), "lower case q");
   EXPECT_EQ(decode_header_text("=?UTF-8*en?Q?language_tag?="), "language tag");  // RFC 2231 §5

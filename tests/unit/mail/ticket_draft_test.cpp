@@ -138,3 +138,127 @@ TEST(TicketDraft, DataUriImagesAreUploadedInline) {
   EXPECT_EQ(d.media[0].name, "image-1.png");
   EXPECT_TRUE(d.media[0].inline_image);
 }
+
+// ---- issue 13: budgets per mail, file names, SVG ----------------------------
+
+namespace {
+// A one-pixel PNG: `variant` changes one byte so images differ.
+std::string png_data_uri(int variant) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string b64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk";
+  b64 += kHex[variant % 16];
+  b64 += kHex[(variant / 16) % 16];
+  b64 += kHex[(variant / 256) % 16];
+  b64 += "AAAAAElFTkSuQmCC";
+  return "data:image/png;base64," + b64;
+}
+std::string html_mail(const std::string& html) {
+  return kHead + "Content-Type: text/html; charset=utf-8\r\n\r\n" + html + "\r\n";
+}
+}  // namespace
+
+TEST(TicketDraftBudgets, DefaultsAreOneHundredUploadsThirtySecondsAndSevenMegabytes) {
+  DraftOptions o;
+  EXPECT_EQ(o.max_media, 100u);
+  EXPECT_EQ(o.max_processing_time, std::chrono::seconds(30));
+  // issue 15: the API takes 10 MB requests; base64 grows by 4/3.
+  EXPECT_EQ(o.max_media_bytes, 7u * 1024 * 1024);
+}
+
+TEST(TicketDraftBudgets, UploadsPastMaxMediaAreSkippedAndNamed) {
+  std::string html;
+  for (int i = 0; i < 130; ++i) html += "<img src=\"" + png_data_uri(i) + "\">";
+  auto d = draft_of(html_mail(html));
+  EXPECT_EQ(d.media.size(), 100u);
+  // 30 skipped: the ticket names them (one line per skip up to a bound).
+  ASSERT_EQ(d.skipped.size(), 30u);
+  EXPECT_NE(d.skipped[0].reason.find("mail.max_media"), std::string::npos);
+  EXPECT_NE(d.message.find("over the limit of 100 uploads per mail"), std::string::npos);
+  std::size_t images = 0;
+  for (std::size_t p = d.message.find("<img"); p != std::string::npos; p = d.message.find("<img", p + 1)) ++images;
+  EXPECT_EQ(images, 100u);
+
+  DraftOptions three;
+  three.max_media = 3;
+  EXPECT_EQ(draft_of(html_mail(html), three).media.size(), 3u);
+}
+
+TEST(TicketDraftBudgets, ThousandsOfSkipsAreCountedNotListed) {
+  std::string html;
+  for (int i = 0; i < 2000; ++i) html += "<img src=\"" + png_data_uri(i) + "\">";
+  DraftOptions o;
+  o.max_media = 10;
+  auto d = draft_of(html_mail(html), o);
+  EXPECT_EQ(d.media.size(), 10u);
+  ASSERT_EQ(d.skipped.size(), kMaxNamedSkips + 1);
+  EXPECT_EQ(d.skipped.back().name, "(" + std::to_string(2000 - 10 - kMaxNamedSkips) + " more)");
+  EXPECT_LT(d.message.size(), 40'000u);
+}
+
+TEST(TicketDraftBudgets, IdenticalInlineDataIsUploadedOnce) {
+  std::string html;
+  for (int i = 0; i < 20000; ++i) html += "<img src=\"" + png_data_uri(7) + "\">";
+  html += "<img src=\"" + png_data_uri(8) + "\">";
+  auto d = draft_of(html_mail(html));
+  ASSERT_EQ(d.media.size(), 2u);
+  EXPECT_TRUE(d.skipped.empty());
+  EXPECT_EQ(d.message.find("att:media-3"), std::string::npos);
+  EXPECT_NE(d.message.find("<img src=\"att:media-1\"/><img src=\"att:media-1\"/>"), std::string::npos);
+}
+
+TEST(TicketDraftBudgets, SvgIsNeverInline) {
+  auto d = draft_of(html_mail("<p>x<img src=\"data:image/svg+xml;base64,PHN2Zy8+\"></p>"));
+  EXPECT_TRUE(d.media.empty());
+  EXPECT_EQ(d.message.find("<img"), std::string::npos);
+  ASSERT_EQ(d.skipped.size(), 1u);
+  EXPECT_NE(d.skipped[0].reason.find("SVG"), std::string::npos);
+
+  // A cid: SVG is not shown either; it stays an ordinary attachment.
+  d = draft_of(kHead + "Content-Type: multipart/related; boundary=r\r\n\r\n"
+               "--r\r\nContent-Type: text/html\r\n\r\n<p>logo: <img src=\"cid:logo@x\"></p>\r\n"
+               "--r\r\nContent-Type: image/svg+xml; name=logo.svg\r\nContent-ID: <logo@x>\r\n\r\n<svg/>\r\n--r--\r\n");
+  EXPECT_EQ(d.message, "<p>logo: </p>");
+  ASSERT_EQ(d.media.size(), 1u);
+  EXPECT_FALSE(d.media[0].inline_image);
+  EXPECT_EQ(d.media[0].name, "logo.svg");
+
+  // Nor an SVG part marked inline in multipart/mixed.
+  d = draft_of(kHead + "Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\nt\r\n"
+               "--m\r\nContent-Type: image/svg+xml; name=a.svg\r\nContent-Disposition: inline\r\n\r\n<svg/>\r\n--m--\r\n");
+  EXPECT_EQ(d.message, "<p>t</p>");
+  ASSERT_EQ(d.media.size(), 1u);
+  EXPECT_FALSE(d.media[0].inline_image);
+}
+
+TEST(TicketDraftBudgets, OverTheTimeBudgetIsAFailureWithThatReason) {
+  std::string html;
+  for (int i = 0; i < 20000; ++i) html += "<div>";
+  DraftOptions o;
+  o.max_processing_time = std::chrono::milliseconds(0);
+  auto r = build_draft(html_mail(html), o);
+  EXPECT_FALSE(r.draft);
+  EXPECT_EQ(r.failure, DraftFailure::OverBudget);
+  EXPECT_NE(r.error.find("mail.max_processing_time"), std::string::npos) << r.error;
+
+  o.max_processing_time = std::chrono::seconds(30);
+  o.cancel = std::make_shared<std::atomic<bool>>(true);
+  r = build_draft(html_mail(html), o);
+  EXPECT_FALSE(r.draft);
+  EXPECT_EQ(r.failure, DraftFailure::Cancelled);
+
+  EXPECT_EQ(build_draft("just some text\nwithout headers\n").failure, DraftFailure::NotMail);
+}
+
+TEST(TicketDraftFileNames, BidiControlsGoAndLookAlikeSlashesBecomeUnderscores) {
+  auto name_of = [](const std::string& filename) {
+    auto d = draft_of(kHead + "Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\n\r\nbody\r\n"
+                      "--m\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; "
+                      "filename*=utf-8''" + filename + "\r\n\r\nDATA\r\n--m--\r\n");
+    return d.media.empty() ? std::string("(none)") : d.media[0].name;
+  };
+  EXPECT_EQ(name_of("invoice%E2%80%AEfdp.exe"), "invoicefdp.exe");                  // U+202E RLO
+  EXPECT_EQ(name_of("a%E2%81%A6b%E2%81%A9%E2%80%8F.txt"), "ab.txt");                // LRI, PDI, RLM
+  EXPECT_EQ(name_of("etc%E2%88%95passwd"), "etc_passwd");                           // U+2215
+  EXPECT_EQ(name_of("a%EF%BC%8Fb%E2%81%84c%EF%BC%BCd.pdf"), "a_b_c_d.pdf");         // U+FF0F, U+2044, U+FF3C
+  EXPECT_EQ(name_of("r%C3%A9sum%C3%A9.pdf"), "r\u00e9sum\u00e9.pdf");             // ordinary UTF-8 stays
+}

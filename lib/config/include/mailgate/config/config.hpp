@@ -92,6 +92,8 @@ struct MailRules {
   SenderField sender = SenderField::From;
   std::uint64_t max_attachment_size = 7ull * 1024 * 1024;  // never above 7 MB
   std::string loop_id = "mailgate";
+  int max_media = 100;                                 // uploads per mail; the rest named as skipped
+  std::chrono::seconds max_processing_time{30};        // drafting one mail; over it: failed/
 };
 
 // The spool and the processor (design.md "Spool").

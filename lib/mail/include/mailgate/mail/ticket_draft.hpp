@@ -2,7 +2,10 @@
 // (design.md "Mail → ticket rules"), computed offline from the raw bytes.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +19,16 @@ namespace mailgate::mail {
 // Largest decoded media the API can take: 10 MB request limit, base64 grows
 // by 4/3, plus room for the JSON around it (messenger-api.md).
 inline constexpr std::size_t kMaxMediaBytes = 7 * 1024 * 1024;
+
+// Uploads one mail may ask for (mail.max_media): a mail of 20 000 tiny
+// data: images must not spend the API key's rate limit for everyone.
+inline constexpr std::size_t kDefaultMaxMedia = 100;
+// Drafting time one mail may take (mail.max_processing_time); over it the
+// mail goes to failed/ instead of holding up the others.
+inline constexpr std::chrono::milliseconds kDefaultMaxProcessingTime{30'000};
+// Parts skipped for the same budget reason that the ticket names one by
+// one; the rest are counted in one line.
+inline constexpr std::size_t kMaxNamedSkips = 50;
 
 struct MediaItem {
   std::string ref;           // "media-N": stands where the API's UUID will be
@@ -48,13 +61,26 @@ enum class SenderPreference { From, ReplyTo };
 struct DraftOptions {
   SenderPreference sender = SenderPreference::From;
   std::size_t max_media_bytes = kMaxMediaBytes;
+  std::size_t max_media = kDefaultMaxMedia;  // uploads per mail
+  std::chrono::milliseconds max_processing_time = kDefaultMaxProcessingTime;
+  // Set (by Processor::stop) to give up a draft in progress; the mail stays
+  // queued. Shared by every copy of these options; null: never cancelled.
+  std::shared_ptr<std::atomic<bool>> cancel;
   std::string loop_id = "mailgate";  // our X-Loop value: mail carrying it is ours
   MimeLimits limits;
 };
 
+enum class DraftFailure {
+  None,
+  NotMail,     // the input is not an email message at all: failed/
+  OverBudget,  // over mail.max_processing_time or the HTML parser's memory: failed/
+  Cancelled,   // shutting down: leave the mail queued
+};
+
 struct DraftResult {
   std::optional<TicketDraft> draft;
-  std::string error;  // set when the input is not an email message at all
+  DraftFailure failure = DraftFailure::None;
+  std::string error;  // why there is no draft
 };
 
 DraftResult build_draft(std::string_view raw_message, const DraftOptions& options = {});
