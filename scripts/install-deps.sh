@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   g++ cmake make pkg-config clang libclang-rt-14-dev  # toolchain; clang for libFuzzer
   libboost-dev libboost-system-dev libssl-dev openssl # Asio/Beast, TLS
-  nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev libmimetic-dev
+  nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev
   libgtest-dev libgmock-dev
   libgumbo-dev                                        # HTML5 parser for the mail sanitiser
   python3 swaks libnet-ssleay-perl libio-socket-ssl-perl  # real SMTP clients (swaks --tls)
