@@ -120,6 +120,57 @@ class CrashSafety(unittest.TestCase):
         self.assertNotIn("pipeline.ticket_adopted", log)
 
 
+class CrashAtChosenSteps(unittest.TestCase):
+    """SIGKILL placed inside one step of a message's life, not left to chance:
+    each test checks, before it kills, that the message is in that step."""
+
+    def start(self):
+        work = Workdir()
+        self.addCleanup(work.cleanup)
+        pki = Pki(work.path)
+        fake = FakeMessenger(pki)
+        self.addCleanup(fake.stop)
+        mg = Mailgate(work.path, fake, pki).start()
+        self.addCleanup(mg.stop)
+        return fake, mg
+
+    def test_killed_after_its_upload_before_the_ticket_exists(self):
+        fake, mg = self.start()
+        fake.configure(fault_rate=1.0, faults=["hang"], slow_ms=6000, fault_calls=["tickets"])
+        send(mg.port, message("upload-step", 1, attachment=True))
+        wait_for(lambda: len(fake.state()["media"]) == 1, 30, what="the attachment uploaded")
+        self.assertEqual(fake.state()["tickets"], [])  # inside the step: uploaded, no ticket yet
+        mg.kill()
+        fake.configure(fault_rate=0.0)
+        mg.start()
+        wait_for(lambda: len(fake.state()["tickets"]) == 1, 30, what="the ticket after the restart")
+        time.sleep(2)  # a second ticket would show now
+        state = fake.state()
+        self.assertEqual([t["title"] for t in state["tickets"]], ["upload-step 1"])
+        self.assertEqual(len(state["tickets"][0]["attachments"]), 1)
+        self.assertIn(state["tickets"][0]["attachments"][0], [m["id"] for m in state["media"]])
+
+    def test_killed_after_the_api_created_the_ticket_before_its_id_was_recorded(self):
+        fake, mg = self.start()
+        # The API creates the ticket at once and answers 5 s later: the kill
+        # lands after the ticket exists and before mailgate has its id.
+        fake.configure(fault_rate=1.0, faults=["slow-answer"], slow_ms=5000, fault_calls=["tickets"])
+        send(mg.port, message("record-step", 1))
+        wait_for(lambda: len(fake.state()["tickets"]) == 1, 30, what="the ticket created at the API")
+        self.assertNotRegex(mg.queue("list").stdout, r" done ")  # inside the window: id not recorded
+        mg.kill()
+        fake.configure(fault_rate=0.0)
+        mg.start()
+        wait_for(lambda: re.search(r" done .* ticket (\d+) ", mg.queue("list").stdout), 30,
+                 what="the message done after the restart", interval=0.3)
+        time.sleep(2)
+        state = fake.state()
+        self.assertEqual([t["title"] for t in state["tickets"]], ["record-step 1"])  # adopted, not posted again
+        recorded = re.search(r" done .* ticket (\d+) ", mg.queue("list").stdout).group(1)
+        self.assertEqual(int(recorded), state["tickets"][0]["id"])
+        self.assertIn("pipeline.ticket_adopted", mg.log_text())
+
+
 class Faults(unittest.TestCase):
     def test_twenty_percent_faults_and_two_second_tokens(self):
         work = Workdir()

@@ -69,6 +69,7 @@ const char* fault_name(Fault f) {
     case Fault::ApiForbidden: return "api-403";
     case Fault::DropAfterProcessing: return "drop-after-processing";
     case Fault::Hang: return "hang";
+    case Fault::SlowAnswer: return "slow-answer";
   }
   return "?";
 }
@@ -491,7 +492,8 @@ struct FakeMessenger::Impl {
         {"drop-before-response", Fault::DropBeforeResponse}, {"drop-after-response", Fault::DropAfterResponse},
         {"slow", Fault::Slow}, {"502", Fault::Status502}, {"504", Fault::Status504},
         {"gateway-403", Fault::Gateway403}, {"api-403", Fault::ApiForbidden},
-        {"drop-after-processing", Fault::DropAfterProcessing}, {"hang", Fault::Hang}};
+        {"drop-after-processing", Fault::DropAfterProcessing}, {"hang", Fault::Hang},
+        {"slow-answer", Fault::SlowAnswer}};
     if (j.contains("faults"))
       for (const auto& f : j["faults"])
         if (f.is_string() && kNames.count(f.get<std::string>())) kinds.push_back(kNames.at(f.get<std::string>()));
@@ -626,6 +628,10 @@ struct FakeMessenger::Impl {
         std::lock_guard lock(mu);
         log.push_back(std::move(rec));  // status 0: no answer left the fake
         co_return;
+      }
+      if (fault == Fault::SlowAnswer) {  // the API has done the work; its answer is late
+        asio::steady_timer t(io, slow_delay);
+        co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
       }
       res.keep_alive(req.keep_alive() && fault != Fault::DropAfterResponse);
       rec.status = static_cast<int>(res.result_int());

@@ -31,6 +31,7 @@ enum class Fault {
   ApiForbidden,        // 403 with the API's error body: this request is refused
   DropAfterProcessing, // processed (a ticket is created), then closed without an answer
   Hang,                // held for set_slow_delay, then closed unprocessed (a POST that never arrived)
+  SlowAnswer,          // processed at once (a ticket exists), answered after set_slow_delay
 };
 
 // How POST /users answers for an address that already exists: refused
