@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "mailgate/log/log.hpp"
+#include "mailgate/metrics/metrics.hpp"
 #include "mailgate/spool/async_commit.hpp"
 
 namespace mailgate::smtp {
@@ -233,7 +234,24 @@ std::optional<std::uint64_t> parse_size_param(const PathArg& p) {
 
 // ---- the command loop ----
 
+namespace {
+
+// /metrics: replies by code (a multi-line reply counts once, by its code).
+void count_reply(std::string_view text) {
+  if (text.size() < 3) return;
+  metrics::Registry::global().add("mailgate_smtp_replies_total", "SMTP/LMTP replies sent, by reply code.",
+                                  {{"code", std::string(text.substr(0, 3))}});
+}
+
+void count_active_sessions(std::size_t active) {
+  metrics::Registry::global().set("mailgate_smtp_sessions_active", "SMTP/LMTP sessions open now.", {},
+                                  static_cast<double>(active));
+}
+
+}  // namespace
+
 awaitable<bool> SmtpServer::Session::send(std::string_view text) {
+  count_reply(text);
   out.assign(text);
   out += "\r\n";
   co_return co_await io.write(out, lim().write_timeout);
@@ -624,6 +642,7 @@ awaitable<void> SmtpServer::serve(tcp::socket socket) {
   beast::tcp_stream tcp(std::move(socket));
   auto refuse = [&](const char* text) -> awaitable<void> {
     std::string line = std::string("421 4.7.0 ") + settings_.hostname + " " + text + "\r\n";
+    count_reply(line);
     tcp.expires_after(settings_.limits.refuse_timeout);
     co_await asio::async_write(tcp, asio::buffer(line), asio::redirect_error(use_awaitable, ec));
   };
@@ -639,11 +658,12 @@ awaitable<void> SmtpServer::serve(tcp::socket socket) {
   }
   ++sessions_;
   ++per_ip_[ip];
+  count_active_sessions(sessions_);
   struct Count {
     SmtpServer* s;
     std::string ip;
     ~Count() {
-      --s->sessions_;
+      count_active_sessions(--s->sessions_);
       if (--s->per_ip_[ip] == 0) s->per_ip_.erase(ip);
     }
   } count{this, ip};
@@ -674,6 +694,8 @@ awaitable<void> SmtpServer::serve(tcp::socket socket) {
 
 awaitable<SmtpServer::Session::Next> SmtpServer::Session::greet_and_run() {
   log::info("smtp.connect", {{"session", session_id}, {"client", peer}});
+  metrics::Registry::global().add("mailgate_smtp_sessions_total", "SMTP/LMTP sessions greeted.",
+                                  {{"protocol", cfg().lmtp ? "lmtp" : "smtp"}});
   const std::string greeting = "220 " + cfg().hostname + (cfg().lmtp ? " LMTP" : " ESMTP") + " mailgate";
   if (!co_await send(greeting)) co_return Next::Close;
   co_return co_await run();

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 
+#include "mailgate/metrics/metrics.hpp"
 #include "memory_stream.hpp"
 
 namespace fs = std::filesystem;
@@ -408,3 +409,19 @@ TEST_F(SmtpSessionTest, ALoneDotNextToABareLfIsKeptAsText) {
 }
 
 }  // namespace
+
+// ---- /metrics ----
+
+TEST_F(SmtpSessionTest, RepliesAreCountedByCodeAndSessionsByProtocol) {
+  auto& registry = mailgate::metrics::Registry::global();
+  auto value = [&](std::string_view name, const mailgate::metrics::Labels& labels) {
+    return registry.value(name, labels).value_or(0);
+  };
+  const double sessions = value("mailgate_smtp_sessions_total", {{"protocol", "smtp"}});
+  const double ok = value("mailgate_smtp_replies_total", {{"code", "250"}});
+  const double refused = value("mailgate_smtp_replies_total", {{"code", "550"}});
+  converse("EHLO client.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<stranger@elsewhere.test>\r\nQUIT\r\n");
+  EXPECT_EQ(value("mailgate_smtp_sessions_total", {{"protocol", "smtp"}}), sessions + 1);
+  EXPECT_EQ(value("mailgate_smtp_replies_total", {{"code", "250"}}), ok + 2);  // EHLO (multi-line: once), MAIL
+  EXPECT_EQ(value("mailgate_smtp_replies_total", {{"code", "550"}}), refused + 1);  // not one of our addresses
+}
