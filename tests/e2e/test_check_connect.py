@@ -1,7 +1,7 @@
 """`mailgate check-config --connect` against the fake Messenger and a real
 Dovecot: one line per check, ✓ or ✗ with the reason and the fix, exit 0
 only when every check passes (69 otherwise)."""
-import os, subprocess, unittest
+import os, subprocess, time, unittest
 
 from harness import MAILGATE, Dovecot, FakeMessenger, Pki, Workdir, free_port
 
@@ -103,6 +103,20 @@ class CheckConnect(unittest.TestCase):
         rc, lines, out = self.check(self.config(secret="wrong-secret"))
         self.assertEqual(rc, EX_UNAVAILABLE, out)
         self.assert_failed(lines, "messenger " + self.fake.auth_url, "HTTP 400", "the secret")
+
+    def test_an_unreachable_api_fails_within_its_bound(self):
+        path = self.config()
+        closed = "https://localhost:%d/v1" % free_port()
+        with open(path) as f:
+            text = f.read().replace(self.fake.auth_url, closed)
+        with open(path, "w") as f:
+            f.write(text)
+        started = time.monotonic()
+        rc, lines, out = self.check(path)
+        self.assertLess(time.monotonic() - started, 60, "the API check is bounded (20 s of retries)")
+        self.assertEqual(rc, EX_UNAVAILABLE, out)
+        self.assert_failed(lines, "messenger " + closed, "temporary", "that the API is reachable")
+        self.assert_passed(lines, "imap support")
 
     def test_dry_run_without_credentials_skips_the_api_and_with_them_checks_it(self):
         rc, lines, out = self.check(self.config(mode="dry-run", api_key=""))
