@@ -1,6 +1,8 @@
-// check-config and preview: offline commands, they contact nothing.
+// check-config and preview: offline commands, they contact nothing (but
+// check-config --connect, in check_connect.cpp).
 #include "cli.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -58,8 +60,11 @@ mail::DraftOptions draft_options(const config::Config& c) {
 int check_config(const std::vector<std::string>& in) {
   std::vector<std::string> args = in;
   std::string file;
+  const auto connect = std::find(args.begin(), args.end(), "--connect");
+  const bool with_connect = connect != args.end();
+  if (with_connect) args.erase(connect);
   if (!take_option(args, "--config", file) || !args.empty()) {
-    std::cerr << "usage: mailgate check-config --config FILE\n";
+    std::cerr << "usage: mailgate check-config [--connect] --config FILE\n";
     return kExitUsage;
   }
   auto result = config::load_config_file(file);
@@ -69,6 +74,7 @@ int check_config(const std::vector<std::string>& in) {
               << "; mailgate would not start\n";
     return kExitConfig;
   }
+  if (with_connect) return check_connect(*result.config);
   std::cout << "# " << file << " is valid. Effective configuration (secrets masked):\n"
             << config::describe(*result.config);
   return kExitOk;

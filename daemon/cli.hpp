@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "mailgate/config/config.hpp"
+#include "mailgate/imap/fetcher.hpp"
 #include "mailgate/mail/ticket_draft.hpp"
+#include "mailgate/messenger/messenger_client.hpp"
 
 namespace mailgate::cli {
 
@@ -14,6 +16,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 64;     // EX_USAGE
 inline constexpr int kExitDataErr = 65;   // EX_DATAERR
 inline constexpr int kExitTempFail = 75;  // EX_TEMPFAIL
+inline constexpr int kExitUnavailable = 69;  // EX_UNAVAILABLE: a check-config --connect check failed
 inline constexpr int kExitConfig = 78;    // EX_CONFIG
 
 int check_config(const std::vector<std::string>& args);
@@ -25,6 +28,12 @@ int queue(const std::vector<std::string>& args);
 // Shared by the subcommands.
 bool take_option(std::vector<std::string>& args, const std::string& name, std::string& value);
 mail::DraftOptions draft_options(const config::Config& c);
+// What serve gives the Messenger client and each IMAP fetcher (serve.cpp).
+messenger::MessengerSettings messenger_settings(const config::Config& c);
+imap::MailboxSettings mailbox_settings(const config::ImapMailboxConfig& m);
+// check-config --connect (check_connect.cpp): every check, one line each;
+// kExitOk when all pass, else kExitUnavailable.
+int check_connect(const config::Config& c);
 // Loads FILE; on errors prints them as FILE:LINE:COL lines and returns nullopt.
 std::optional<config::Config> load_config_or_report(const std::string& file);
 

@@ -13,6 +13,9 @@ constexpr const char* kUsage = R"(usage: mailgate COMMAND [OPTIONS]
 Commands:
   serve --config FILE          run the daemon in the foreground (systemd)
   check-config --config FILE   validate the configuration and print what it will do
+  check-config --connect --config FILE
+                               also try the API key, each IMAP login and folder,
+                               the TLS files and the spool directory (a line each)
   preview FILE.eml [--config FILE]
                                show, as JSON, the ticket a message would become
   deliver --config FILE [--recipient ADDR]
@@ -24,8 +27,8 @@ Options:
   --help      show this help
   --version   show the version
 
-Exit status follows sysexits.h: 0 ok, 64 usage, 65 bad input, 75 try again,
-78 configuration error.
+Exit status follows sysexits.h: 0 ok, 64 usage, 65 bad input, 69 a --connect
+check failed, 75 try again, 78 configuration error.
 
 Manuals: mailgate(8), mailgate.yaml(5).
 )";

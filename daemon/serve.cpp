@@ -30,6 +30,9 @@ namespace {
 
 constexpr std::chrono::seconds kDrainTimeout{30};  // SIGTERM: time for sessions and steps to finish
 
+}  // namespace
+
+// Shared with check-config --connect (cli.hpp): it checks what serve uses.
 messenger::MessengerSettings messenger_settings(const config::Config& c) {
   messenger::MessengerSettings s;
   s.api_key = c.messenger.api_key;
@@ -40,6 +43,8 @@ messenger::MessengerSettings messenger_settings(const config::Config& c) {
   s.max_in_flight = static_cast<std::size_t>(c.messenger.max_in_flight);
   return s;
 }
+
+namespace {
 
 smtp::SmtpSettings smtp_settings(const config::SmtpConfig& c) {
   smtp::SmtpSettings s;
@@ -58,6 +63,8 @@ smtp::SmtpSettings smtp_settings(const config::SmtpConfig& c) {
   }
   return s;
 }
+
+}  // namespace
 
 imap::MailboxSettings mailbox_settings(const config::ImapMailboxConfig& m) {
   imap::MailboxSettings s;
@@ -85,8 +92,11 @@ imap::MailboxSettings mailbox_settings(const config::ImapMailboxConfig& m) {
   s.poll_interval = m.poll_interval;
   s.max_message_size = m.max_message_size;
   s.oversized_folder = m.oversized_folder;
+  s.progress_interval = m.progress_interval;
   return s;
 }
+
+namespace {
 
 pipeline::ProcessorSettings processor_settings(const config::Config& c) {
   pipeline::ProcessorSettings p;

@@ -4,7 +4,7 @@
 import http.server, json, os, re, socket, subprocess, threading, time, unittest, urllib.parse, uuid
 
 from harness import (Dovecot, FakeMessenger, Mailgate, Pki, Workdir, assert_golden_tickets, corpus, corpus_names,
-                     wait_for)
+                     free_port, wait_for)
 
 USERS = ["corpus", "move", "delete", "idle", "seen", "tls", "starttls", "wrongca", "crash", "restart", "badpw",
          "good", "uidv", "drop", "full", "big", "bigmove"]
@@ -755,6 +755,123 @@ class Xoauth2(unittest.TestCase):
             fake.stop()
             dovecot.stop()
             introspection.shutdown()
+            work.cleanup()
+
+
+
+class Throttle(DropAfter):
+    """A TCP proxy to Dovecot that passes the server's bytes at about
+    `rate` bytes per second: an import that takes seconds on any machine."""
+    def __init__(self, target_port, rate):
+        self.rate = rate
+        super().__init__(target_port, None)
+
+    def pipe(self, src, dst, limit):
+        try:
+            while True:
+                data = src.recv(16384)
+                if not data:
+                    break
+                dst.sendall(data)
+                time.sleep(len(data) / self.rate)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+class ImportProgress(unittest.TestCase):
+    """A first import of a big mailbox shows its progress: imap.progress
+    lines (done/total, rate, ETA) every progress_interval and at the end,
+    and /metrics' backlog, imported and last-sync series."""
+    MESSAGES = 400
+    MESSAGE_SIZE = 10_000
+    RATE = 1_000_000  # bytes/s from the server: the 4 MB backlog takes about 4 s, several progress_intervals
+
+    def metrics(self, port):
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            m = re.match(r'(mailgate_imap_\w+)\{mailbox="progress"\} (\S+)$', line)
+            if m:
+                out[m.group(1)] = float(m.group(2))
+        return out
+
+    def test_a_backlog_logs_progress_at_a_steady_interval_and_metrics_follow_it(self):
+        work = Workdir()
+        pki = Pki(work.path)
+        dovecot = Dovecot(work.path, pki, users=[("progress@example.com", "secret-progress")]).start()
+        fake = FakeMessenger(pki)
+        m = proxy = None
+        try:
+            c = dovecot.client("progress@example.com")
+            for i in range(self.MESSAGES):
+                typ, data = c.append("INBOX", None, None, mail("backlog %d" % i, size=self.MESSAGE_SIZE))
+                self.assertEqual(typ, "OK", data)
+            c.logout()
+            pw = os.path.join(work.path, "pw")
+            with open(pw, "w") as f:
+                f.write("secret-progress\n")
+            metrics_port = free_port()
+            proxy = Throttle(dovecot.port, self.RATE)
+            box = dovecot.imap_yaml(name="progress", user="progress@example.com", password_file=pw,
+                                    port=proxy.port, extra="    progress_interval: 1s\n")
+            started = time.time()
+            m = Mailgate(work.path, fake, pki, imap_yaml=box,
+                         extra_yaml='metrics:\n  listen: "127.0.0.1:%d"\nlog:\n  format: json\n' % metrics_port).start()
+            # Watch the log and /metrics as the import runs: when each line appeared, the backlog gauge.
+            seen, backlog_samples = {}, []
+            deadline = time.time() + 300
+            while time.time() < deadline:
+                now = time.time()
+                for line in m.log_text().splitlines():
+                    if '"imap.progress"' in line and line not in seen:
+                        seen[line] = now
+                try:
+                    backlog_samples.append(self.metrics(metrics_port).get("mailgate_imap_backlog_messages"))
+                except OSError:
+                    pass
+                if any('"backlog imported"' in l for l in seen):
+                    break
+                self.assertIsNone(m.proc.poll(), "mailgate exited:\n" + m.log_text()[-3000:])
+                time.sleep(0.1)
+            lines = sorted(((t, json.loads(l)) for l, t in seen.items()), key=lambda x: int(x[1]["done"]))
+            self.assertTrue(lines, "no imap.progress line:\n" + m.log_text()[-3000:])
+            final = lines[-1][1]
+            self.assertEqual((final["mailbox"], final["done"], final["total"], final["eta_s"], final["note"]),
+                             ("progress", str(self.MESSAGES), str(self.MESSAGES), "0", "backlog imported"))
+            steps = [(t, e) for t, e in lines if "note" not in e]
+            self.assertTrue(steps, "the import took %.1fs but logged no progress on the way: %s"
+                            % (lines[-1][0] - started, [e for _, e in lines]))
+            for t, e in steps:
+                self.assertEqual(e["total"], str(self.MESSAGES), e)
+                self.assertTrue(0 < int(e["done"]) < self.MESSAGES, e)
+                self.assertGreater(float(e["rate_per_s"]), 0, e)
+                self.assertTrue(e["eta_s"].isdigit(), e)
+            # A steady interval: never two lines within much less than progress_interval (1s).
+            times = [t for t, _ in steps]
+            for a, b in zip(times, times[1:]):
+                self.assertGreater(b - a, 0.5, "progress lines closer than the interval: %s" % steps)
+            # /metrics: the backlog was visible during the import, and is 0 after it.
+            self.assertTrue(any(v and 0 < v < self.MESSAGES for v in backlog_samples), backlog_samples)
+            after = self.metrics(metrics_port)
+            self.assertEqual(after["mailgate_imap_backlog_messages"], 0)
+            self.assertEqual(after["mailgate_imap_messages_imported_total"], self.MESSAGES)
+            self.assertGreaterEqual(after["mailgate_imap_last_sync_timestamp_seconds"], started - 1)
+            self.assertLessEqual(after["mailgate_imap_last_sync_timestamp_seconds"], time.time() + 1)
+        finally:
+            if m:
+                m.stop()
+            if proxy:
+                proxy.close()
+            fake.stop()
+            dovecot.stop()
             work.cleanup()
 
 

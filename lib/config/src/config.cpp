@@ -328,7 +328,7 @@ void read_imap(Reader& r, const YAML::Node& n, std::vector<ImapMailboxConfig>& b
     if (!r.expect_mapping(b, "imap mailbox",
                           {"name", "host", "port", "security", "ca_file", "username", "auth", "password_file",
                            "password_env", "token_file", "token_command", "folder", "after_import", "idle",
-                           "poll_interval", "max_message_size", "oversized"}))
+                           "poll_interval", "max_message_size", "oversized", "progress_interval"}))
       continue;
     ImapMailboxConfig m;
     r.string(b, "name", m.name, true, "imap mailbox");
@@ -381,6 +381,7 @@ void read_imap(Reader& r, const YAML::Node& n, std::vector<ImapMailboxConfig>& b
     r.string(b, "oversized", oversized, false, "imap mailbox");
     if (oversized.rfind("move:", 0) == 0 && oversized.size() > 5) m.oversized_folder = oversized.substr(5);
     else if (oversized != "keep") r.error(b["oversized"], "oversized must be keep or move:FOLDER");
+    r.duration(b, "progress_interval", m.progress_interval);
     boxes.push_back(std::move(m));
   }
 }
@@ -599,6 +600,7 @@ std::string describe(const Config& c) {
       e << YAML::Key << "poll_interval" << YAML::Value << std::to_string(m.poll_interval.count()) + "s";
       e << YAML::Key << "max_message_size" << YAML::Value << show_size(m.max_message_size);
       e << YAML::Key << "oversized" << YAML::Value << (m.oversized_folder.empty() ? "keep" : "move:" + m.oversized_folder);
+      e << YAML::Key << "progress_interval" << YAML::Value << std::to_string(m.progress_interval.count()) + "s";
       e << YAML::EndMap;
     }
     e << YAML::EndSeq;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include <sstream>
 
 #include "mailgate/log/log.hpp"
+#include "mailgate/metrics/metrics.hpp"
 #include "mailgate/net/tls.hpp"
 #include "mailgate/spool/async_commit.hpp"
 
@@ -198,7 +200,9 @@ awaitable<void> Fetcher::run() {
   log::info("imap.stopped", {{"mailbox", s_.name}});
 }
 
-std::string Fetcher::read_token() const {
+namespace {
+
+std::string read_token(const MailboxSettings& s_) {
   std::string token;
   if (!s_.token_file.empty()) {
     std::ifstream f(s_.token_file);
@@ -220,14 +224,16 @@ std::string Fetcher::read_token() const {
   return token;
 }
 
-awaitable<void> Fetcher::login(Connection& c) {
+// Shared by the fetcher and probe_mailbox: check-config --connect logs in
+// exactly as the daemon does.
+awaitable<void> login(Connection& c, const MailboxSettings& s_) {
   if (c.authenticated()) co_return;
   AuthMethod method = s_.auth;
   if (method == AuthMethod::Auto) method = c.has("AUTH=PLAIN") ? AuthMethod::Plain : AuthMethod::Login;
   Tagged r;
   if (method == AuthMethod::XOAuth2) {
     // Re-read at every login: a rejected token is replaced by the next one.
-    const std::string token = read_token();
+    const std::string token = read_token(s_);
     const std::string initial = base64("user=" + s_.username + "\x01" "auth=Bearer " + token + "\x01\x01");
     r = co_await c.authenticate("XOAUTH2", initial);
   } else if (method == AuthMethod::Plain) {
@@ -242,13 +248,37 @@ awaitable<void> Fetcher::login(Connection& c) {
   if (!has_code(r, "CAPABILITY")) co_await c.load_capabilities();  // they may change after login
 }
 
+}  // namespace
+
+awaitable<std::uint64_t> probe_mailbox(asio::any_io_executor ex, const MailboxSettings& s) {
+  ssl::context tls = make_client_tls_context(TlsSettings{s.ca_file, true});
+  Connection c(ex, tls, s.limits);
+  co_await c.open(s.host, s.port, s.security);
+  co_await login(c, s);
+  std::uint64_t exists = 0;
+  std::function<void(const Response&)> on_examine = [&](const Response& r) {
+    if (r.name == "EXISTS" && r.number) exists = *r.number;
+  };
+  const std::string examine = "EXAMINE " + quoted(s.folder);
+  Tagged sel = co_await c.command(examine, on_examine);
+  if (!sel.ok()) throw ImapError(ImapError::Kind::Protocol, "cannot select " + s.folder + ": " + sel.response.text);
+  try {
+    Tagged bye = co_await c.command("LOGOUT");
+    (void)bye;
+  } catch (const ImapError&) {
+    // The server's BYE to LOGOUT: the check is over either way.
+  }
+  c.close();
+  co_return exists;
+}
+
 awaitable<void> Fetcher::session() {
   Connection c(ex_, tls_, s_.limits);
   current_ = &c;
   log::debug("imap.connecting", {{"mailbox", s_.name}, {"server", s_.host + ":" + std::to_string(s_.port)}});
   co_await c.open(s_.host, s_.port, s_.security);
   log::debug("imap.connected", {{"mailbox", s_.name}, {"preauth", c.authenticated() ? "yes" : "no"}});
-  co_await login(c);
+  co_await login(c, s_);
   log::info("imap.logged_in", {{"mailbox", s_.name}, {"server", s_.host + ":" + std::to_string(s_.port)},
                                {"user", s_.username}});
 
@@ -307,7 +337,22 @@ awaitable<void> Fetcher::session() {
   (void)bye;
 }
 
+namespace {
+
+constexpr const char* kBacklogHelp = "Messages above the mark still to import in the current IMAP import.";
+
+std::string one_decimal(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+}  // namespace
+
 awaitable<void> Fetcher::import_new(Connection& c) {
+  const auto now = std::chrono::steady_clock::now();
+  progress_ = Progress{};
+  progress_.started = progress_.last_log = now;
   for (bool more = true; more && !stopping_;) {
     std::vector<std::uint64_t> uids = co_await search(c, more);
     for (std::size_t i = 0; i < uids.size() && !stopping_; i += s_.batch) {
@@ -316,6 +361,50 @@ awaitable<void> Fetcher::import_new(Connection& c) {
       co_await fetch_batch(c, batch);
     }
   }
+  if (stopping_) co_return;
+  finish_progress();
+  // Everything above the mark is imported: the mailbox is in sync now.
+  const double unix_now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  metrics::Registry::global().set("mailgate_imap_last_sync_timestamp_seconds",
+                                  "When the IMAP mailbox last had nothing left to import (UNIX seconds).",
+                                  {{"mailbox", s_.name}}, unix_now);
+}
+
+// One imap.progress line per progress_interval while a backlog is imported
+// (done/total, rate, ETA), and the backlog gauge after every batch, so a
+// first import of tens of thousands of messages is visible as it goes.
+void Fetcher::note_progress(std::size_t settled) {
+  progress_.done += settled;
+  progress_.remaining -= std::min<std::uint64_t>(progress_.remaining, settled);
+  progress_.total = std::max(progress_.total, progress_.done + progress_.remaining);
+  metrics::Registry::global().set("mailgate_imap_backlog_messages", kBacklogHelp, {{"mailbox", s_.name}},
+                                  static_cast<double>(progress_.remaining));
+  const auto now = std::chrono::steady_clock::now();
+  if (progress_.remaining == 0 || now - progress_.last_log < s_.progress_interval) return;
+  progress_.last_log = now;
+  progress_.logged = true;
+  const double elapsed = std::chrono::duration<double>(now - progress_.started).count();
+  const double rate = elapsed > 0 ? static_cast<double>(progress_.done) / elapsed : 0;
+  log::info("imap.progress",
+            {{"mailbox", s_.name}, {"done", std::to_string(progress_.done)}, {"total", std::to_string(progress_.total)},
+             {"rate_per_s", one_decimal(rate)},
+             {"eta_s", rate > 0 ? std::to_string(static_cast<std::uint64_t>(
+                                      std::ceil(static_cast<double>(progress_.remaining) / rate)))
+                                : "unknown"}});
+}
+
+// The end of a backlog: one last line when progress was reported (a small
+// import, the usual new message, says nothing more than imap.message).
+void Fetcher::finish_progress() {
+  metrics::Registry::global().set("mailgate_imap_backlog_messages", kBacklogHelp, {{"mailbox", s_.name}}, 0);
+  if (!progress_.logged) return;
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - progress_.started).count();
+  log::info("imap.progress", {{"mailbox", s_.name}, {"done", std::to_string(progress_.done)},
+                              {"total", std::to_string(progress_.done)},
+                              {"rate_per_s", one_decimal(elapsed > 0 ? static_cast<double>(progress_.done) / elapsed : 0)},
+                              {"eta_s", "0"}, {"note", "backlog imported"}});
+  progress_.logged = false;
 }
 
 // SEARCH numbers are streamed into a set that keeps the lowest
@@ -326,6 +415,7 @@ awaitable<std::vector<std::uint64_t>> Fetcher::search(Connection& c, bool& more)
   more = false;
   if (last_uid_ >= kMaxUid) co_return std::vector<std::uint64_t>{};  // no UID can follow until UIDVALIDITY changes
   std::set<std::uint64_t> found;
+  std::uint64_t above = 0;  // every UID above the mark: the backlog, for progress
   std::optional<std::uint64_t> bad;
   const std::size_t cap = std::max<std::size_t>(1, s_.max_search_uids);
   SearchNumbers on_number = [&](std::uint64_t n) {
@@ -334,6 +424,7 @@ awaitable<std::vector<std::uint64_t>> Fetcher::search(Connection& c, bool& more)
       return;
     }
     if (n <= last_uid_ || found.count(n)) return;  // "n:*" includes the last UID even if < n
+    ++above;
     if (found.size() < cap) {
       found.insert(n);
       return;
@@ -356,6 +447,10 @@ awaitable<std::vector<std::uint64_t>> Fetcher::search(Connection& c, bool& more)
   Tagged t = co_await c.command(text, on_search, nullptr, &on_number);
   if (!t.ok()) throw ImapError(ImapError::Kind::Protocol, "UID SEARCH failed: " + t.response.text);
   if (bad) checked_uid(*bad);
+  progress_.remaining = above;
+  progress_.total = std::max(progress_.total, progress_.done + above);
+  metrics::Registry::global().set("mailgate_imap_backlog_messages", kBacklogHelp, {{"mailbox", s_.name}},
+                                  static_cast<double>(above));
   co_return std::vector<std::uint64_t>(found.begin(), found.end());
 }
 
@@ -483,7 +578,12 @@ awaitable<void> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint6
     }
     log::info("imap.message", {{"mailbox", s_.name}, {"uid", std::to_string(uid)}, {"spool_id", r.id},
                                {"result", r.kind == spool::AcceptResult::Kind::Accepted ? "queued" : "duplicate"}});
-    if (r.kind == spool::AcceptResult::Kind::Accepted && on_accepted) on_accepted(r.id);
+    if (r.kind == spool::AcceptResult::Kind::Accepted) {
+      metrics::Registry::global().add("mailgate_imap_messages_imported_total",
+                                      "Messages an IMAP mailbox added to the spool (duplicates not counted).",
+                                      {{"mailbox", s_.name}});
+      if (on_accepted) on_accepted(r.id);
+    }
     imported.push_back(uid);
   }
   if (!imported.empty() || !skipped.empty()) {
@@ -516,6 +616,7 @@ awaitable<void> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint6
     last_uid_ = std::max(last_uid_, top);
     spool_.set_imap_mark(s_.name, {uidvalidity_, last_uid_});
     imported_ = true;
+    note_progress(imported.size() + skipped.size());
   }
   if (!stop.empty()) throw std::runtime_error(stop);
 }

@@ -213,3 +213,19 @@ TEST(Config, MailBudgetsDefaultAndBounds) {
   EXPECT_FALSE(errors_of(std::string(kMinimal) + "mail:\n  max_processing_time: 2h\n").empty());
   EXPECT_FALSE(errors_of(std::string(kMinimal) + "mail:\n  max_attachment_size: 70MB\n").empty());
 }
+
+TEST(Config, ImapProgressInterval) {
+  setenv("MAILGATE_TEST_IMAP_PASSWORD", "imap-pass-value", 1);
+  const std::string head =
+      "messenger: {mode: dry-run}\nimap:\n  - {name: p, host: h, username: u, password_env: MAILGATE_TEST_IMAP_PASSWORD";
+  auto defaults = load_config_text(head + "}\n", "t.yaml");
+  ASSERT_TRUE(defaults.config);
+  EXPECT_EQ(defaults.config->imap[0].progress_interval, std::chrono::seconds(10));
+  auto set = load_config_text(head + ", progress_interval: 1m}\n", "t.yaml");
+  ASSERT_TRUE(set.config) << set.errors[0].to_string();
+  EXPECT_EQ(set.config->imap[0].progress_interval, std::chrono::seconds(60));
+  EXPECT_NE(describe(*set.config).find("progress_interval: 60s"), std::string::npos);
+  auto bad = errors_of(head + ", progress_interval: often}\n");
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_NE(bad[0].find("'progress_interval' must be a duration"), std::string::npos);
+}

@@ -83,6 +83,7 @@ struct ImapMailboxConfig {
   std::chrono::seconds poll_interval{60};
   std::uint64_t max_message_size = 64ull * 1024 * 1024;  // larger: skipped, recorded, the mailbox moves on
   std::string oversized_folder;                          // oversized: move:FOLDER ("" = keep on the server)
+  std::chrono::seconds progress_interval{10};            // imap.progress lines while a backlog is imported
 };
 
 enum class SenderField { From, ReplyTo };

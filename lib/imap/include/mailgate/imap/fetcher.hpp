@@ -22,6 +22,8 @@
 
 namespace mailgate::imap {
 
+inline constexpr std::chrono::seconds kDefaultProgressInterval{10};
+
 enum class AuthMethod { Auto, Login, Plain, XOAuth2 };
 enum class AfterImport { Seen, Move, Delete };
 
@@ -51,6 +53,9 @@ struct MailboxSettings {
   // UIDs above the mark taken from one SEARCH (the lowest ones); the rest
   // are searched for again once these are imported.
   std::size_t max_search_uids = 10'000;
+  // A backlog (the first import of a big mailbox) logs imap.progress this
+  // often, and once more when it is all imported.
+  std::chrono::seconds progress_interval{kDefaultProgressInterval};
   std::chrono::milliseconds backoff_base{1000};
   std::chrono::milliseconds backoff_cap{300'000};
   ConnectionLimits limits;
@@ -68,7 +73,6 @@ class Fetcher {
 
  private:
   net::asio::awaitable<void> session();
-  net::asio::awaitable<void> login(Connection& c);
   net::asio::awaitable<void> import_new(Connection& c);
   // The lowest max_search_uids UIDs above the mark; `more`: there were others.
   net::asio::awaitable<std::vector<std::uint64_t>> search(Connection& c, bool& more);
@@ -78,7 +82,11 @@ class Fetcher {
   net::asio::awaitable<Tagged> move(Connection& c, const std::string& set, const std::string& folder);
   net::asio::awaitable<Tagged> expunge(Connection& c, const std::string& set);
   net::asio::awaitable<void> sleep(std::chrono::milliseconds d);
-  std::string read_token() const;
+  // Progress of the import in progress: `settled` more messages are done
+  // (imported, duplicates, skipped); logs imap.progress when due, and sets
+  // the backlog gauge.
+  void note_progress(std::size_t settled);
+  void finish_progress();
 
   net::asio::any_io_executor ex_;
   spool::Spool& spool_;
@@ -91,8 +99,22 @@ class Fetcher {
   bool imported_ = false;  // the current session advanced the mark: backoff starts again
   std::uint64_t uidvalidity_ = 0;
   std::uint64_t last_uid_ = 0;
+  // The current import (import_new): messages above the mark when it
+  // began or were found since, and how many of them are settled.
+  struct Progress {
+    std::uint64_t total = 0;
+    std::uint64_t done = 0;
+    std::uint64_t remaining = 0;  // above the mark, by the last SEARCH
+    std::chrono::steady_clock::time_point started, last_log;
+    bool logged = false;  // an imap.progress line was written for this import
+  } progress_;
   std::mt19937_64 rng_{std::random_device{}()};
 };
+
+// check-config --connect: connects, logs in as the fetcher would, EXAMINEs
+// (a read-only SELECT: flags and \Recent stay as they are) the folder and
+// logs out. Returns the folder's message count; throws ImapError.
+net::asio::awaitable<std::uint64_t> probe_mailbox(net::asio::any_io_executor ex, const MailboxSettings& settings);
 
 // "1:3,5,7:8" from sorted UIDs.
 std::string uid_set(const std::vector<std::uint64_t>& sorted_uids);
