@@ -297,7 +297,7 @@ int serve(const std::vector<std::string>& in) {
         } else {
           next_fetchers.push_back(make_fetcher(box));
           fresh.push_back(true);
-          d.live(true, "imap." + box.name + (old == cfg.imap.end() ? " (added)" : " (changed)"));
+          d.live(true, "imap." + box.name + (old == cfg.imap.end() ? "(added)" : "(changed)"));
         }
       }
     } catch (const std::exception& e) {
@@ -332,7 +332,7 @@ int serve(const std::vector<std::string>& in) {
         next_fetchers[at] = std::move(fetchers[i]);
         continue;
       }
-      if (kept == next.imap.end()) d.live(true, "imap." + cfg.imap[i].name + " (removed)");
+      if (kept == next.imap.end()) d.live(true, "imap." + cfg.imap[i].name + "(removed)");
       fetchers[i]->stop();
       retired.push_back(std::move(fetchers[i]));
     }
