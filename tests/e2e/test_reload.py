@@ -4,7 +4,7 @@ settings, ticket defaults, log format, Messenger credentials, IMAP mailboxes
 added, removed and changed — by the same process; an invalid file changes
 nothing and says why; what cannot change live (listen addresses, spool_dir)
 is named as needing a restart and is not applied."""
-import json, os, signal, socket, time, unittest, uuid
+import json, os, shutil, signal, smtplib, socket, ssl, subprocess, time, unittest, uuid
 
 from harness import Dovecot, FakeMessenger, Mailgate, Pki, SmtpConversation, Workdir, free_port, wait_for
 
@@ -196,6 +196,51 @@ class Reload(unittest.TestCase):
         c.close()
         wait_for(lambda: self.log_lines("api.auth_rejected"), 30, what="the new key used and refused")
         self.assertEqual(self.tickets("after the key changed"), [])
+
+    def served_certificate(self):
+        """The certificate a new session's STARTTLS presents (DER)."""
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        with smtplib.SMTP("127.0.0.1", self.m.port, timeout=30) as s:
+            s.starttls(context=ctx)
+            return s.sock.getpeercert(binary_form=True)
+
+    @staticmethod
+    def der(path):
+        with open(path) as f:
+            return ssl.PEM_cert_to_DER_cert(f.read())
+
+    def test_a_renewed_certificate_is_taken_and_a_bad_one_refused(self):
+        cert, key = os.path.join(self.dir, "smtp.pem"), os.path.join(self.dir, "smtp.key")
+        shutil.copy(self.pki.cert, cert)
+        shutil.copy(self.pki.key, key)
+        self.start(smtp_yaml="  tls:\n    cert_file: %s\n    key_file: %s\n" % (cert, key))
+        self.assertEqual(self.served_certificate(), self.der(self.pki.cert))
+        # A TLS session open across both reloads.
+        live = smtplib.SMTP("127.0.0.1", self.m.port, timeout=30)
+        ctx = ssl.create_default_context(cafile=self.pki.ca)
+        live.starttls(context=ctx)
+        live.ehlo("client.test")
+
+        # certbot renewed it in place: same paths, new key and certificate.
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=renewed"],
+                       check=True, capture_output=True)
+        self.reload()
+        self.assertEqual(self.served_certificate(), self.der(cert))
+        self.assertNotEqual(self.der(cert), self.der(self.pki.cert))
+
+        # A key file that holds no key: refused, together with the rest of the file.
+        self.edit("key_file: %s" % key, "key_file: %s" % self.pki.ca)
+        self.edit("hostname: mx.test", "hostname: mx5.test")
+        failed = self.reload("serve.reload_failed")
+        self.assertIn("smtp.tls", failed["error"])
+        self.assertEqual(self.served_certificate(), self.der(cert))
+        c = SmtpConversation(self.m.port)
+        self.assertNotIn("mx5.test", c.greeting[1])
+        c.close()
+        self.assertEqual(live.noop()[0], 250)
+        live.quit()
 
     def test_imap_mailboxes_added_changed_and_removed(self):
         self.start(imap_yaml=self.box("removed") + self.box("changed", password="wrong-password"))
