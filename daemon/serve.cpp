@@ -5,6 +5,7 @@
 // io_context; the processor and the Messenger client on a second one, so a
 // session never waits behind the processor's database commits; the spool's
 // committer thread makes received mail durable in batches.
+#include <algorithm>
 #include <csignal>
 #include <iostream>
 #include <memory>
@@ -119,6 +120,48 @@ awaitable<void> drain_then_stop(net::asio::io_context& ctx, std::chrono::steady_
   ctx.stop();
 }
 
+// SIGHUP. What can change without dropping a connection is applied; what
+// cannot (sockets bound, the spool opened, the HTTP client's trust store,
+// dry-run or live) is named as needing a restart and kept as running, so a
+// later reload still names it. Keys are compared by value: a changed secret
+// (the file or variable it comes from rewritten) counts.
+struct ReloadDiff {
+  std::vector<std::string> changed;        // applied
+  std::vector<std::string> needs_restart;  // not applied
+  void note(bool differs, std::vector<std::string>& into, const std::string& key) {
+    if (differs) into.push_back(key);
+  }
+  void live(bool differs, const std::string& key) { note(differs, changed, key); }
+  void restart(bool differs, const std::string& key) { note(differs, needs_restart, key); }
+};
+
+bool same_listen(const std::vector<config::ListenAddress>& a, const std::vector<config::ListenAddress>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].host != b[i].host || a[i].port != b[i].port) return false;
+  return true;
+}
+
+bool same_tls(const std::optional<config::TlsFiles>& a, const std::optional<config::TlsFiles>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  return !a || (a->cert_file == b->cert_file && a->key_file == b->key_file);
+}
+
+bool same_mailbox(const config::ImapMailboxConfig& a, const config::ImapMailboxConfig& b) {
+  return a.name == b.name && a.host == b.host && a.port == b.port && a.security == b.security &&
+         a.ca_file == b.ca_file && a.username == b.username && a.auth == b.auth &&
+         a.password.value == b.password.value && a.token_file == b.token_file &&
+         a.token_command == b.token_command && a.folder == b.folder && a.after_import == b.after_import &&
+         a.move_to == b.move_to && a.idle == b.idle && a.poll_interval == b.poll_interval &&
+         a.max_message_size == b.max_message_size && a.oversized_folder == b.oversized_folder;
+}
+
+std::string join(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const auto& k : keys) out += (out.empty() ? "" : ",") + k;
+  return out.empty() ? "none" : out;
+}
+
 }  // namespace
 
 int serve(const std::vector<std::string>& in) {
@@ -130,7 +173,7 @@ int serve(const std::vector<std::string>& in) {
   }
   auto loaded = load_config_or_report(file);
   if (!loaded) return kExitConfig;
-  const config::Config cfg = std::move(*loaded);
+  config::Config cfg = std::move(*loaded);  // as running: a reload replaces what it applies
   log::set_format(cfg.log.format == config::LogFormat::Json ? log::Format::Json : log::Format::Text);
 
   std::unique_ptr<spool::Spool> spool;
@@ -166,13 +209,25 @@ int serve(const std::vector<std::string>& in) {
   }
 
   // IMAP mailboxes: one fetcher each, on the ingest thread; one failing
-  // mailbox only ever waits on its own backoff.
+  // mailbox only ever waits on its own backoff. fetchers[i] serves
+  // cfg.imap[i]. A fetcher a reload stopped is kept in `retired` until its
+  // run() has returned (its coroutine uses it until then).
   std::vector<std::unique_ptr<imap::Fetcher>> fetchers;
+  std::vector<std::unique_ptr<imap::Fetcher>> retired;
+  auto make_fetcher = [&](const config::ImapMailboxConfig& box) {
+    auto f = std::make_unique<imap::Fetcher>(io.get_executor(), *spool, mailbox_settings(box));
+    f->on_accepted = [&](const std::string&) { net::asio::post(processing_io, [&] { processor.wake(); }); };
+    return f;
+  };
+  auto start_fetcher = [&](imap::Fetcher& f) {
+    net::asio::co_spawn(io, f.run(), [&retired, done = &f](std::exception_ptr) {
+      std::erase_if(retired, [done](const auto& r) { return r.get() == done; });
+    });
+  };
   try {
     for (const auto& box : cfg.imap) {
-      fetchers.push_back(std::make_unique<imap::Fetcher>(io.get_executor(), *spool, mailbox_settings(box)));
-      fetchers.back()->on_accepted = [&](const std::string&) { net::asio::post(processing_io, [&] { processor.wake(); }); };
-      net::asio::co_spawn(io, fetchers.back()->run(), net::asio::detached);
+      fetchers.push_back(make_fetcher(box));
+      start_fetcher(*fetchers.back());
     }
   } catch (const std::exception& e) {
     log::error("serve.imap_setup_failed", {{"error", e.what()}});
@@ -196,20 +251,147 @@ int serve(const std::vector<std::string>& in) {
   auto processing_guard = net::asio::make_work_guard(processing_io);
   std::thread processing([&] { processing_io.run(); });
 
+  // SIGHUP: validate the whole file first (and load what can fail: the TLS
+  // certificate, the mailboxes' trust anchors); on any error nothing
+  // changes. Then apply what can change live, each part on its own thread.
+  std::function<void()> reload = [&] {
+    auto again = config::load_config_file(file);
+    if (!again.config) {
+      for (const auto& e : again.errors)
+        log::error("serve.reload_failed", {{"config", file}, {"error", e.to_string()},
+                                           {"note", "the running configuration stays"}});
+      return;
+    }
+    config::Config next = std::move(*again.config);
+    ReloadDiff d;
+
+    // Bound at start, or fixed by what was built: kept as running.
+    d.restart(next.spool_dir != cfg.spool_dir, "spool_dir");
+    next.spool_dir = cfg.spool_dir;
+    d.restart(next.queue.max_size != cfg.queue.max_size, "queue.max_size");
+    d.restart(next.queue.min_free_space != cfg.queue.min_free_space, "queue.min_free_space");
+    next.queue.max_size = cfg.queue.max_size;
+    next.queue.min_free_space = cfg.queue.min_free_space;
+    const bool metrics_same = next.metrics.has_value() == cfg.metrics.has_value() &&
+                              (!cfg.metrics || (next.metrics->listen.host == cfg.metrics->listen.host &&
+                                                next.metrics->listen.port == cfg.metrics->listen.port));
+    d.restart(!metrics_same, "metrics.listen");
+    next.metrics = cfg.metrics;
+    d.restart(next.messenger.mode != cfg.messenger.mode, "messenger.mode");
+    d.restart(next.messenger.ca_file != cfg.messenger.ca_file, "messenger.ca_file");
+    d.restart(next.messenger.allow_plain_http != cfg.messenger.allow_plain_http, "messenger.allow_plain_http");
+    d.restart(next.messenger.max_in_flight != cfg.messenger.max_in_flight, "messenger.max_in_flight");
+    next.messenger.mode = cfg.messenger.mode;
+    next.messenger.ca_file = cfg.messenger.ca_file;
+    next.messenger.allow_plain_http = cfg.messenger.allow_plain_http;
+    next.messenger.max_in_flight = cfg.messenger.max_in_flight;
+    if (next.smtp.has_value() != cfg.smtp.has_value()) {
+      d.restart(true, "smtp");
+      next.smtp = cfg.smtp;
+    } else if (next.smtp) {
+      d.restart(!same_listen(next.smtp->listen, cfg.smtp->listen), "smtp.listen");
+      d.restart(next.smtp->protocol != cfg.smtp->protocol, "smtp.protocol");
+      next.smtp->listen = cfg.smtp->listen;
+      next.smtp->protocol = cfg.smtp->protocol;
+    }
+
+    // IMAP: prepared (constructed, not started) before anything changes.
+    std::vector<std::unique_ptr<imap::Fetcher>> next_fetchers;
+    std::vector<bool> fresh;  // next_fetchers[i] is new: start it
+    try {
+      for (const auto& box : next.imap) {
+        auto old = std::find_if(cfg.imap.begin(), cfg.imap.end(), [&](const auto& b) { return b.name == box.name; });
+        if (old != cfg.imap.end() && same_mailbox(*old, box)) {
+          next_fetchers.push_back(nullptr);  // kept: moved over below
+          fresh.push_back(false);
+        } else {
+          next_fetchers.push_back(make_fetcher(box));
+          fresh.push_back(true);
+          d.live(true, "imap." + box.name + (old == cfg.imap.end() ? "(added)" : "(changed)"));
+        }
+      }
+    } catch (const std::exception& e) {
+      log::error("serve.reload_failed", {{"config", file}, {"error", std::string("imap: ") + e.what()},
+                                         {"note", "the running configuration stays"}});
+      return;
+    }
+    if (cfg.smtp && smtp_server) {
+      const auto& o = *cfg.smtp;
+      const auto& n = *next.smtp;
+      try {
+        smtp_server->reconfigure(smtp_settings(n));  // loads the certificate first; throws changing nothing
+      } catch (const std::exception& e) {
+        log::error("serve.reload_failed", {{"config", file}, {"error", e.what()},
+                                           {"note", "the running configuration stays"}});
+        return;
+      }
+      d.live(n.accept != o.accept, "smtp.accept");
+      d.live(n.hostname != o.hostname, "smtp.hostname");
+      d.live(n.max_message_size != o.max_message_size, "smtp.max_message_size");
+      d.live(n.timeout != o.timeout, "smtp.timeout");
+      d.live(n.max_connections != o.max_connections, "smtp.max_connections");
+      d.live(n.max_connections_per_ip != o.max_connections_per_ip, "smtp.max_connections_per_ip");
+      d.live(!same_tls(n.tls, o.tls), "smtp.tls");
+    }
+
+    // Nothing below can fail.
+    for (std::size_t i = 0; i < cfg.imap.size(); ++i) {
+      auto kept = std::find_if(next.imap.begin(), next.imap.end(), [&](const auto& b) { return b.name == cfg.imap[i].name; });
+      const std::size_t at = static_cast<std::size_t>(kept - next.imap.begin());
+      if (kept != next.imap.end() && !fresh[at]) {
+        next_fetchers[at] = std::move(fetchers[i]);
+        continue;
+      }
+      if (kept == next.imap.end()) d.live(true, "imap." + cfg.imap[i].name + "(removed)");
+      fetchers[i]->stop();
+      retired.push_back(std::move(fetchers[i]));
+    }
+    fetchers = std::move(next_fetchers);
+    for (std::size_t i = 0; i < fetchers.size(); ++i)
+      if (fresh[i]) start_fetcher(*fetchers[i]);
+
+    const auto& om = cfg.messenger;
+    const auto& nm = next.messenger;
+    const bool credentials = nm.api_key != om.api_key || nm.secret.value != om.secret.value || nm.auth_url != om.auth_url;
+    d.live(nm.api_key != om.api_key, "messenger.api_key");
+    d.live(nm.secret.value != om.secret.value, "messenger.secret");
+    d.live(nm.auth_url != om.auth_url, "messenger.auth_url");
+    if (credentials && client)
+      net::asio::post(processing_io, [&, key = nm.api_key, secret = nm.secret.value, url = nm.auth_url] {
+        client->set_credentials(key, secret, url);
+      });
+
+    d.live(nm.external_id != om.external_id, "messenger.external_id");
+    d.live(next.queue.concurrency != cfg.queue.concurrency, "queue.concurrency");
+    d.live(next.queue.give_up_after != cfg.queue.give_up_after, "queue.give_up_after");
+    d.live(next.queue.done_retention != cfg.queue.done_retention, "queue.done_retention");  // the heartbeat reads cfg
+    d.live(next.mail.sender != cfg.mail.sender, "mail.sender");
+    d.live(next.mail.max_attachment_size != cfg.mail.max_attachment_size, "mail.max_attachment_size");
+    d.live(next.mail.loop_id != cfg.mail.loop_id, "mail.loop_id");
+    d.live(next.mail.max_media != cfg.mail.max_media, "mail.max_media");
+    d.live(next.mail.max_processing_time != cfg.mail.max_processing_time, "mail.max_processing_time");
+    d.live(next.ticket_defaults != cfg.ticket_defaults, "tickets.defaults");
+    net::asio::post(processing_io, [&, settings = processor_settings(next)]() mutable {
+      processor.reconfigure(std::move(settings));
+    });
+
+    d.live(next.log.format != cfg.log.format, "log.format");
+    log::set_format(next.log.format == config::LogFormat::Json ? log::Format::Json : log::Format::Text);
+
+    cfg = std::move(next);
+    log::info("serve.reloaded", {{"config", file}, {"changed", join(d.changed)}});
+    if (!d.needs_restart.empty())
+      log::warn("serve.reload_needs_restart", {{"config", file}, {"keys", join(d.needs_restart)},
+                                               {"note", "not applied; restart mailgate for these"}});
+  };
+
   // Signals: TERM/INT drain and exit 0; HUP reloads what can change live.
   net::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   std::function<void()> wait_signal = [&] {
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        auto again = config::load_config_file(file);
-        if (!again.config) {
-          for (const auto& e : again.errors) log::error("serve.reload_failed", {{"error", e.to_string()}});
-        } else {
-          if (smtp_server && again.config->smtp) smtp_server->set_accept(again.config->smtp->accept);
-          log::info("serve.reloaded", {{"config", file},
-                                       {"note", "smtp.accept reloaded; other changes need a restart"}});
-        }
+        if (!stopping) reload();
         wait_signal();
         return;
       }

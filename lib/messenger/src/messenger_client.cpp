@@ -676,4 +676,11 @@ awaitable<Result<std::string>> MessengerClient::add_reply(std::string ticket_id,
   co_return ApiError{ErrorKind::Permanent, r.value().status, "add_reply: created, but the answer carries no id"};
 }
 
+void MessengerClient::set_credentials(std::string api_key, std::string secret, std::string auth_url) {
+  settings_.api_key = std::move(api_key);
+  settings_.secret = std::move(secret);
+  settings_.auth_url = std::move(auth_url);
+  session_.reset();
+}
+
 }  // namespace mailgate::messenger

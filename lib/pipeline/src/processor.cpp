@@ -312,4 +312,11 @@ void Processor::handle_error(const spool::MessageRecord& record, const messenger
   spool_.defer(record.id, next, what);
 }
 
+void Processor::reconfigure(ProcessorSettings settings) {
+  settings.dry_run = settings_.dry_run;
+  settings.draft.cancel = settings_.draft.cancel;
+  settings_ = std::move(settings);
+  wake();  // a higher concurrency takes effect now, not at the next poll
+}
+
 }  // namespace mailgate::pipeline

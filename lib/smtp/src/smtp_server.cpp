@@ -709,4 +709,25 @@ awaitable<void> SmtpServer::converse(net::ByteStream& stream, std::string peer) 
                                 {"commands", std::to_string(session.commands)}});
 }
 
+void SmtpServer::reconfigure(SmtpSettings settings) {
+  // Loaded before anything changes: a bad certificate leaves the old one in use.
+  std::unique_ptr<ssl::context> tls;
+  if (!settings.tls_cert_file.empty() && !settings.tls_key_file.empty()) {
+    try {
+      tls = std::make_unique<ssl::context>(ssl::context::tls_server);
+      SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
+      tls->use_certificate_chain_file(settings.tls_cert_file);
+      tls->use_private_key_file(settings.tls_key_file, ssl::context::pem);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("smtp.tls: cannot load " + settings.tls_cert_file + " / " + settings.tls_key_file +
+                               ": " + e.what());
+    }
+  }
+  settings.listen = settings_.listen;
+  settings.lmtp = settings_.lmtp;
+  settings_ = std::move(settings);
+  if (tls_) retired_tls_.push_back(std::move(tls_));
+  tls_ = std::move(tls);
+}
+
 }  // namespace mailgate::smtp

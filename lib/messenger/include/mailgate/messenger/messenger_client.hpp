@@ -243,6 +243,12 @@ class MessengerClient {
   std::uint64_t generations_ = 0;
   Limits limits_;
   std::mt19937_64 rng_{std::random_device{}()};
+
+ public:
+  // SIGHUP: the key, secret and auth URL the next /auth uses. The current
+  // token is dropped, so the next call authenticates with them (a call
+  // under way keeps the token it holds). Call on the client's executor.
+  void set_credentials(std::string api_key, std::string secret, std::string auth_url);
 };
 
 // The id in a response, in stored form: {"uuid"}, {"id"}, {"data": {…}} or

@@ -66,6 +66,12 @@ class Processor {
   // reached a safe point (their current step finished and was recorded).
   void stop();
   std::size_t in_flight() const { return active_.size(); }
+  // SIGHUP: the settings the next messages and steps use (concurrency,
+  // draft options, ticket defaults, give_up_after, external_id). dry_run
+  // stays as started (the Messenger client exists or not), and so does the
+  // shutdown cancel flag, which drafts in progress hold. Call on the
+  // processor's executor.
+  void reconfigure(ProcessorSettings settings);
 
   // One message, start to finish. A spool error (disk, database) is logged
   // and the message retried later: it stays queued, nothing is lost.

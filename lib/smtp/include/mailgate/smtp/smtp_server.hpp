@@ -71,6 +71,12 @@ class SmtpServer {
   void stop();
   // Replaces the recipient list (SIGHUP).
   void set_accept(std::vector<std::string> accept);
+  // SIGHUP: hostname, max_message_size, limits, the accept list and the TLS
+  // certificate (re-read from its files, so a renewed one is taken). No
+  // connection is dropped: open sessions see the new values from their next
+  // command. Listen addresses and the protocol stay as started. Throws
+  // std::runtime_error, changing nothing, when the certificate cannot be loaded.
+  void reconfigure(SmtpSettings settings);
   std::size_t sessions() const { return sessions_; }
   std::vector<std::uint16_t> bound_ports() const;
 
@@ -94,6 +100,9 @@ class SmtpServer {
   std::size_t sessions_ = 0;
   std::map<std::string, std::size_t> per_ip_;
   bool stopping_ = false;
+  // Contexts replaced by reconfigure(): kept until the server goes, so no
+  // open TLS session outlives the context it was made from.
+  std::vector<std::unique_ptr<net::ssl::context>> retired_tls_;
 };
 
 // "user@domain" accepted by the list? (exact address or "@domain", any case)
