@@ -32,6 +32,18 @@ def tickets_by_title(fake, tag):
     return counts
 
 
+def start_fake_and_mailgate(test):
+    """A fake Messenger and a mailgate in a fresh work directory, stopped and removed after `test`."""
+    work = Workdir()
+    test.addCleanup(work.cleanup)
+    pki = Pki(work.path)
+    fake = FakeMessenger(pki)
+    test.addCleanup(fake.stop)
+    mg = Mailgate(work.path, fake, pki).start()
+    test.addCleanup(mg.stop)
+    return fake, mg
+
+
 class CrashSafety(unittest.TestCase):
     def test_sigkill_at_ten_random_moments_loses_nothing(self):
         work = Workdir()
@@ -92,13 +104,7 @@ class CrashSafety(unittest.TestCase):
         self.assertEqual(len(set(ids)), total, "two messages recorded one ticket")
 
     def test_the_second_of_two_same_subject_mails_killed_mid_post_becomes_its_own_ticket(self):
-        work = Workdir()
-        self.addCleanup(work.cleanup)
-        pki = Pki(work.path)
-        fake = FakeMessenger(pki)
-        self.addCleanup(fake.stop)
-        mg = Mailgate(work.path, fake, pki).start()
-        self.addCleanup(mg.stop)
+        fake, mg = start_fake_and_mailgate(self)
         head = "From: Jane <jane@example.org>\r\nTo: support@example.com\r\nSubject: Printer on fire\r\n"
         send(mg.port, (head + "Message-ID: <one@e2e.test>\r\n\r\nfirst\r\n").encode())
         wait_for(lambda: len(fake.state()["tickets"]) == 1, 30, what="the first ticket")
@@ -124,18 +130,8 @@ class CrashAtChosenSteps(unittest.TestCase):
     """SIGKILL placed inside one step of a message's life, not left to chance:
     each test checks, before it kills, that the message is in that step."""
 
-    def start(self):
-        work = Workdir()
-        self.addCleanup(work.cleanup)
-        pki = Pki(work.path)
-        fake = FakeMessenger(pki)
-        self.addCleanup(fake.stop)
-        mg = Mailgate(work.path, fake, pki).start()
-        self.addCleanup(mg.stop)
-        return fake, mg
-
     def test_killed_after_its_upload_before_the_ticket_exists(self):
-        fake, mg = self.start()
+        fake, mg = start_fake_and_mailgate(self)
         fake.configure(fault_rate=1.0, faults=["hang"], slow_ms=6000, fault_calls=["tickets"])
         send(mg.port, message("upload-step", 1, attachment=True))
         wait_for(lambda: len(fake.state()["media"]) == 1, 30, what="the attachment uploaded")
@@ -151,7 +147,7 @@ class CrashAtChosenSteps(unittest.TestCase):
         self.assertIn(state["tickets"][0]["attachments"][0], [m["id"] for m in state["media"]])
 
     def test_killed_after_the_api_created_the_ticket_before_its_id_was_recorded(self):
-        fake, mg = self.start()
+        fake, mg = start_fake_and_mailgate(self)
         # The API creates the ticket at once and answers 5 s later: the kill
         # lands after the ticket exists and before mailgate has its id.
         fake.configure(fault_rate=1.0, faults=["slow-answer"], slow_ms=5000, fault_calls=["tickets"])
