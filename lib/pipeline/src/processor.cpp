@@ -124,6 +124,11 @@ awaitable<void> Processor::process_steps(spool::MessageRecord record) {
   if (draft.ignored) {
     log::info("pipeline.ignored", {{"spool_id", id}, {"reason", *draft.ignored}});
     spool_.finish(id, "ignored: " + *draft.ignored);
+    // The kind only ("bounce", "auto-reply", …): the text in brackets names
+    // header values, too many label values for a time series.
+    const std::string kind = draft.ignored->substr(0, draft.ignored->find(" ("));
+    metrics::Registry::global().add("mailgate_ignored_total", "Messages not turned into tickets, by kind.",
+                                    {{"reason", kind}});
     co_return;
   }
   if (settings_.dry_run || !client_) {

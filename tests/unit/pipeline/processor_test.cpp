@@ -1,5 +1,6 @@
 // The processor's own rules: placeholders become exactly the uploaded ids,
 // and a broken spool never loses a message or stops silently.
+#include "mailgate/metrics/metrics.hpp"
 #include "mailgate/pipeline/processor.hpp"
 
 #include <gtest/gtest.h>
@@ -175,4 +176,19 @@ TEST(ProcessorRateLimits, ASpentQuotaDefersUntilItsReset) {
   EXPECT_EQ(rec->state, spool::State::Queued);
   EXPECT_GE(rec->next_attempt_at, before + 3000) << rec->last_error;
   EXPECT_TRUE(rig.fake.tickets().empty());
+}
+
+TEST(ProcessorMetrics, IgnoredMailIsCountedByKindNotByHeaderValue) {
+  CrashRig rig;
+  auto& registry = mailgate::metrics::Registry::global();
+  const double before = registry.value("mailgate_ignored_total", {{"reason", "auto-reply"}}).value_or(0);
+  auto id = rig.spool->accept(
+                    "From: Jane <jane@example.com>\r\nSubject: Out of office\r\nX-Autoreply: yes\r\n"
+                    "Message-ID: <ooo@x>\r\n\r\naway\r\n",
+                    "smtp")
+                .id;
+  rig.process(id);
+  EXPECT_EQ(rig.spool->get(id)->state, spool::State::Done);
+  EXPECT_TRUE(rig.fake.tickets().empty());
+  EXPECT_EQ(registry.value("mailgate_ignored_total", {{"reason", "auto-reply"}}).value_or(0), before + 1);
 }
