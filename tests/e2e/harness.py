@@ -3,7 +3,7 @@ Messenger over TLS (with a test CA made by openssl), `mailgate serve` on a
 generated config, and helpers to talk SMTP and to wait for tickets.
 Paths come from the environment ctest sets: MAILGATE_BIN, FAKE_MESSENGER_BIN,
 MAILGATE_SOURCE_DIR."""
-import json, os, shutil, signal, socket, ssl, subprocess, tempfile, time, urllib.request
+import json, os, shutil, signal, socket, ssl, subprocess, tempfile, time, unittest, urllib.request
 
 MAILGATE = os.environ.get("MAILGATE_BIN", "build/bin/mailgate")
 FAKE = os.environ.get("FAKE_MESSENGER_BIN", "build/bin/fake-messenger")
@@ -341,3 +341,27 @@ passdb {{
                     port or (self.tls_port if security == "tls" else self.port), security, user,
                     password_file, folder, after_import, "true" if idle else "false", poll,
                     "    ca_file: %s\n" % ca_file if ca_file else "", extra))
+
+
+class DovecotTestCase(unittest.TestCase):
+    """One private Dovecot for the whole class, with a user NAME@example.com
+    (password secret-NAME) for each of the class's DOVECOT_USERS; each test
+    gets its own directory and fake Messenger."""
+    DOVECOT_USERS = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = Workdir()
+        cls.pki = Pki(cls.work.path)
+        cls.dovecot = Dovecot(cls.work.path, cls.pki,
+                              users=[("%s@example.com" % u, "secret-" + u) for u in cls.DOVECOT_USERS]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dovecot.stop()
+        cls.work.cleanup()
+
+    def setUp(self):
+        self.dir = os.path.join(self.work.path, self.id().split(".")[-1])
+        os.makedirs(self.dir)
+        self.fake = FakeMessenger(self.pki)

@@ -3,7 +3,7 @@
 (mailbox), its own mailgate and its own fake, so they cannot see each other."""
 import http.server, json, os, re, socket, subprocess, threading, time, unittest, urllib.parse, uuid
 
-from harness import (Dovecot, FakeMessenger, Mailgate, Pki, Workdir, assert_golden_tickets, corpus, corpus_names,
+from harness import (Dovecot, DovecotTestCase, FakeMessenger, Mailgate, Pki, Workdir, assert_golden_tickets, corpus, corpus_names,
                      free_port, wait_for)
 
 USERS = ["corpus", "move", "delete", "idle", "seen", "tls", "starttls", "wrongca", "crash", "restart", "badpw",
@@ -69,23 +69,11 @@ class DropAfter:
         self.listener.close()
 
 
-class ImapIngest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.work = Workdir()
-        cls.pki = Pki(cls.work.path)
-        cls.dovecot = Dovecot(cls.work.path, cls.pki,
-                              users=[("%s@example.com" % u, "secret-" + u) for u in USERS]).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dovecot.stop()
-        cls.work.cleanup()
+class ImapIngest(DovecotTestCase):
+    DOVECOT_USERS = USERS
 
     def setUp(self):
-        self.dir = os.path.join(self.work.path, self.id().split(".")[-1])
-        os.makedirs(self.dir)
-        self.fake = FakeMessenger(self.pki)
+        super().setUp()
         self.mailgates = []
 
     def tearDown(self):

@@ -6,7 +6,7 @@ nothing and says why; what cannot change live (listen addresses, spool_dir)
 is named as needing a restart and is not applied."""
 import json, os, shutil, signal, smtplib, socket, ssl, subprocess, time, unittest, uuid
 
-from harness import Dovecot, FakeMessenger, Mailgate, Pki, SmtpConversation, Workdir, free_port, wait_for
+from harness import Dovecot, DovecotTestCase, FakeMessenger, Mailgate, Pki, SmtpConversation, Workdir, free_port, wait_for
 
 USERS = ["added", "removed", "changed"]
 
@@ -16,23 +16,11 @@ def mail(subject, to="support@example.com"):
             "\r\nhello\r\n" % (to, subject, uuid.uuid4())).encode()
 
 
-class Reload(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.work = Workdir()
-        cls.pki = Pki(cls.work.path)
-        cls.dovecot = Dovecot(cls.work.path, cls.pki,
-                              users=[("%s@example.com" % u, "secret-" + u) for u in USERS]).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dovecot.stop()
-        cls.work.cleanup()
+class Reload(DovecotTestCase):
+    DOVECOT_USERS = USERS
 
     def setUp(self):
-        self.dir = os.path.join(self.work.path, self.id().split(".")[-1])
-        os.makedirs(self.dir)
-        self.fake = FakeMessenger(self.pki)
+        super().setUp()
         self.m = None
 
     def tearDown(self):
