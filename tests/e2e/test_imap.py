@@ -58,7 +58,11 @@ class DropAfter:
                 sent += len(data)
         except OSError:
             pass
-        for s in (src, dst):
+        DropAfter.close_both(src, dst)
+
+    @staticmethod
+    def close_both(*sockets):
+        for s in sockets:
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -764,12 +768,7 @@ class Throttle(DropAfter):
                 time.sleep(len(data) / self.rate)
         except OSError:
             pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+        self.close_both(src, dst)
 
 
 class ImportProgress(unittest.TestCase):
