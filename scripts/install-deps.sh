@@ -8,6 +8,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev
   libgtest-dev libgmock-dev
   libgumbo-dev                                        # HTML5 parser for the mail sanitiser
+  libre2-dev                                          # linear-time regexes for routes and threading (never std::regex on mail)
   python3 swaks libnet-ssleay-perl libio-socket-ssl-perl  # real SMTP clients (swaks --tls)
   postfix dovecot-imapd systemd curl ca-certificates   # real peers: MTA, IMAP, systemd-analyze
   strace                                              # tests/e2e/test_durability.py: the sync order before 250

@@ -665,7 +665,8 @@ awaitable<Result<std::vector<FoundTicket>>> MessengerClient::find_tickets(Ticket
   co_return out;
 }
 
-awaitable<Result<std::string>> MessengerClient::add_reply(std::string ticket_id, NewReply reply, CallContext ctx) {
+awaitable<Result<std::string>> MessengerClient::add_reply(std::string ticket_id, NewReply reply, CallContext ctx,
+                                                     std::function<bool(const std::string& id)>) {
   std::string path = settings_.reply_path;
   if (auto pos = path.find("{id}"); pos != std::string::npos) path.replace(pos, 4, url_encode(id_text(ticket_id)));
   std::string body = reply_body(reply);

@@ -3,6 +3,8 @@
 // rename(2) and an fsync of both directories.
 #include "mailgate/spool/spool.hpp"
 
+#include "db.hpp"
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
@@ -55,12 +57,6 @@ const char* dir_name(State s) {
   return "queue";
 }
 
-State state_from(std::string_view s) {
-  if (s == "done") return State::Done;
-  if (s == "failed") return State::Failed;
-  return State::Queued;
-}
-
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -96,6 +92,12 @@ std::string find_message_id(std::string_view head) {
 
 }  // namespace
 
+State state_from(std::string_view s) {
+  if (s == "done") return State::Done;
+  if (s == "failed") return State::Failed;
+  return State::Queued;
+}
+
 std::string_view to_string(State s) { return dir_name(s) == std::string_view("queue") ? "queued" : dir_name(s); }
 
 std::string new_spool_id() {
@@ -109,75 +111,6 @@ std::string new_spool_id() {
   std::snprintf(rand, sizeof rand, "%016llx", static_cast<unsigned long long>(rng()));
   return std::string(stamp) + "-" + std::string(rand, 10);
 }
-
-// ---- SQLite ----------------------------------------------------------------
-
-struct Spool::Db {
-  sqlite3* db = nullptr;
-  ~Db() {
-    if (db) sqlite3_close(db);
-  }
-  void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "unknown";
-      sqlite3_free(err);
-      throw std::runtime_error(std::string("spool database: ") + msg + " in: " + sql);
-    }
-  }
-  struct Stmt {
-    sqlite3_stmt* s = nullptr;
-    sqlite3* db;
-    Stmt(sqlite3* d, const char* sql) : db(d) {
-      if (sqlite3_prepare_v2(d, sql, -1, &s, nullptr) != SQLITE_OK)
-        throw std::runtime_error(std::string("spool database: ") + sqlite3_errmsg(d));
-    }
-    ~Stmt() { sqlite3_finalize(s); }
-    Stmt& bind(int i, const std::string& v) {
-      sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-      return *this;
-    }
-    Stmt& bind(int i, std::int64_t v) {
-      sqlite3_bind_int64(s, i, v);
-      return *this;
-    }
-    bool step() {
-      int r = sqlite3_step(s);
-      if (r == SQLITE_ROW) return true;
-      if (r == SQLITE_DONE) return false;
-      throw std::runtime_error(std::string("spool database: ") + sqlite3_errmsg(db));
-    }
-    std::string text(int col) {
-      auto p = sqlite3_column_text(s, col);
-      return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, col))) : "";
-    }
-    std::int64_t integer(int col) { return sqlite3_column_int64(s, col); }
-  };
-  Stmt prepare(const char* sql) { return Stmt(db, sql); }
-
-  static constexpr const char* kColumns =
-      "id, state, source, message_id, size, received_at, next_attempt_at, attempts, last_error, user_uuid, "
-      "ticket_id, ticket_post_started, outcome, ticket_post_started_at, ticket_full_uuid";
-  static MessageRecord row(Stmt& st) {
-    MessageRecord r;
-    r.id = st.text(0);
-    r.state = state_from(st.text(1));
-    r.source = st.text(2);
-    r.message_id = st.text(3);
-    r.size = static_cast<std::uint64_t>(st.integer(4));
-    r.received_at = st.integer(5);
-    r.next_attempt_at = st.integer(6);
-    r.attempts = static_cast<int>(st.integer(7));
-    r.last_error = st.text(8);
-    r.user_uuid = st.text(9);
-    r.ticket_id = st.text(10);
-    r.ticket_post_started = st.integer(11) != 0;
-    r.outcome = st.text(12);
-    r.ticket_post_started_at = st.integer(13);
-    r.ticket_full_uuid = st.text(14);
-    return r;
-  }
-};
 
 // ---- Incoming -------------------------------------------------------------------
 
@@ -287,6 +220,8 @@ std::unique_ptr<Spool::Db> Spool::open_db(const std::string& dir) {
       "CREATE TABLE IF NOT EXISTS imap_marks(mailbox TEXT PRIMARY KEY, uidvalidity INTEGER, last_uid INTEGER);"
       "CREATE TABLE IF NOT EXISTS imap_skipped(mailbox TEXT, uidvalidity INTEGER, uid INTEGER, size INTEGER, "
       "reason TEXT, at INTEGER, PRIMARY KEY(mailbox, uidvalidity, uid));");
+  // Rooms that keep their own records (thread index, envelope, …) create
+  // their tables in their own source file, called from here.
   // Columns added since the first schema: spools made before get them here.
   for (const char* column : {"ticket_post_started_at INTEGER DEFAULT 0", "ticket_full_uuid TEXT DEFAULT ''"}) {
     const std::string name = std::string(column).substr(0, std::string(column).find(' '));

@@ -116,6 +116,75 @@ struct LogConfig {
   LogFormat format = LogFormat::Text;  // json: one object per line, for log shippers
 };
 
+// ---- A support mailbox (design.md "A support mailbox, not a ticket printer") ----
+
+// What happens to a kind of mail, or to mail a route matches.
+enum class MailAction { Ticket, Ignore, Hold };
+enum class ThreadAllow { Creator, Any };
+enum class ClosedTicket { Reopen, NewTicket, Reply };
+
+// design.md "Threading".
+struct ThreadingConfig {
+  bool enabled = true;
+  std::vector<std::string> subject_patterns = {R"(\[#(\d+)\])"};  // RE2; first capture group = ticket id
+  ThreadAllow allow = ThreadAllow::Creator;
+  ClosedTicket closed = ClosedTicket::Reopen;
+  std::vector<std::string> closed_statuses = {"closed", "solved"};
+  std::string reopen_status = "open";
+  bool strip_quoted = true;
+  std::chrono::seconds remember{365 * 24 * 3600};  // Message-ID → ticket index rows
+};
+
+// Where a value came from in the file, for errors found after loading
+// (a route's regex is compiled by the routing library).
+struct Position {
+  int line = 0;  // 1-based, 0 unknown
+  int column = 0;
+};
+
+// design.md "Routing": every key given must match; a list matches any entry.
+struct RouteMatch {
+  std::vector<std::string> recipient;  // "user@domain" or "@domain", lower-case
+  std::vector<std::string> from;       // the same forms, against the ticket's user
+  std::optional<std::string> subject;  // RE2 pattern
+  std::vector<std::pair<std::string, std::string>> header;  // name → RE2 pattern, in file order
+  std::vector<std::string> source;     // smtp, lmtp, deliver, imap:NAME
+  Position subject_at;
+  std::vector<Position> header_at;     // one per header entry
+};
+
+struct Route {
+  std::string name;
+  RouteMatch match;
+  MailAction action = MailAction::Ticket;
+  nlohmann::json ticket = nlohmann::json::object();  // merged over tickets.defaults, YAML types kept
+  Position at;
+};
+
+enum class Unauthenticated { Accept, Hold };
+
+// design.md "Senders and policy".
+struct SendersConfig {
+  std::vector<std::string> trusted_lists;  // List-Id values (the part in <>, lower-case)
+  std::string authserv_id;                 // "" = no Authentication-Results is trusted
+  Unauthenticated unauthenticated = Unauthenticated::Accept;
+};
+
+struct FloodPolicy {
+  int max = 20;                             // tickets per sender per window; 0 = no limit
+  std::chrono::seconds per{3600};
+  MailAction action = MailAction::Hold;
+};
+
+struct PolicyConfig {
+  MailAction auto_reply = MailAction::Ignore;
+  MailAction bounce = MailAction::Ignore;
+  MailAction bulk = MailAction::Hold;
+  MailAction own_address = MailAction::Ignore;
+  FloodPolicy flood;
+  std::chrono::seconds ignored_retention{30 * 24 * 3600};
+};
+
 struct Config {
   std::string file;  // where it was loaded from
   std::string spool_dir = "/var/lib/mailgate";
@@ -127,6 +196,10 @@ struct Config {
   nlohmann::json ticket_defaults = nlohmann::json::object();
   std::optional<MetricsConfig> metrics;
   LogConfig log;
+  ThreadingConfig threading;
+  std::vector<Route> routes;
+  SendersConfig senders;
+  PolicyConfig policy;
 };
 
 struct ConfigError {

@@ -109,6 +109,7 @@ struct FoundTicket {
   std::string title;
   std::string creator;  // stored form
   std::optional<std::int64_t> creation_date;  // UNIX seconds, when the answer says
+  std::string status;   // "open", "closed", "solved", …: deployment-specific; "" when absent
 };
 
 // How to look for a ticket that a crash may have left unrecorded:
@@ -156,6 +157,23 @@ struct NewReply {
   std::vector<std::string> attachments;  // stored form
 };
 
+// A reply as GET /tickets/{id}/replies lists it.
+struct FoundReply {
+  std::string id;       // stored form
+  std::string creator;  // stored form
+  std::string message;  // HTML as the API keeps it
+  std::string type;     // "reply" (customer → agent) or "answer" (agent → customer)
+  std::optional<std::int64_t> creation_date;  // UNIX seconds, when the answer says
+};
+
+// Which found reply a POST of ours created, if any: type "reply", the same
+// creator and the same message, created since `since_unix` (less
+// kCreationClockSkew; 0: no date filter), not excluded by `taken` (another
+// message recorded it). The earliest wins.
+std::optional<std::string> choose_reply(const std::vector<FoundReply>& found, const NewReply& reply,
+                                        std::int64_t since_unix,
+                                        const std::function<bool(const std::string& id)>& taken);
+
 class MessengerClient {
  public:
   MessengerClient(net::asio::any_io_executor executor, MessengerSettings settings);
@@ -175,8 +193,18 @@ class MessengerClient {
                                                         std::function<bool(const std::string& id)> taken = {});
   // Tickets matching the lookup (GET /tickets?external_id= or ?iql=).
   net::asio::awaitable<Result<std::vector<FoundTicket>>> find_tickets(TicketLookup lookup, CallContext ctx);
-  // The new reply's id; not repeated when its answer is lost, like create_ticket.
-  net::asio::awaitable<Result<std::string>> add_reply(std::string ticket_id, NewReply reply, CallContext ctx);
+  // The new reply's id (POST /tickets/{id}/replies). Not repeated blindly
+  // when its answer is lost: looked up (find_replies, choose_reply with
+  // `taken`) like create_ticket; maybe_processed when the lookup fails too.
+  net::asio::awaitable<Result<std::string>> add_reply(std::string ticket_id, NewReply reply, CallContext ctx,
+                                                      std::function<bool(const std::string& id)> taken = {});
+  // GET /tickets/{id}/replies.
+  net::asio::awaitable<Result<std::vector<FoundReply>>> find_replies(std::string ticket_id, CallContext ctx);
+  // GET /tickets/{id}; nullopt inside the result when the API answers 404
+  // (no such ticket: the caller opens a new one).
+  net::asio::awaitable<Result<std::optional<FoundTicket>>> get_ticket(std::string ticket_id, CallContext ctx);
+  // PUT /tickets/{id} {"status": status} (threading.closed: reopen).
+  net::asio::awaitable<Result<bool>> set_ticket_status(std::string ticket_id, std::string status, CallContext ctx);
 
   // Largest file upload_media accepts (bytes before base64) for this name:
   // kMaxFileBytes, less when the name would push the request past kMaxRequestBytes.
