@@ -5,6 +5,7 @@
 
 #include <openssl/err.h>
 
+#include "mailgate/net/resolver.hpp"
 #include "mailgate/net/tls.hpp"
 
 namespace mailgate::imap {
@@ -63,10 +64,11 @@ std::string Connection::next_tag() { return "m" + std::to_string(++tag_counter_)
 
 awaitable<void> Connection::open(const std::string& host, std::uint16_t port, Security security) {
   error_code ec;
-  tcp::resolver resolver(ex_);
   const std::string service = std::to_string(port);
-  auto endpoints = co_await resolver.async_resolve(host, service, asio::redirect_error(use_awaitable, ec));
-  if (ec) throw ImapError(ImapError::Kind::Network, "cannot resolve " + host + ": " + ec.message());
+  // Bounded like the connect: a dead DNS server must not stall the mailbox.
+  net::Resolved resolved = co_await net::resolve(host, service, limits_.connect_timeout);
+  if (!resolved.error.empty()) throw ImapError(ImapError::Kind::Network, resolved.error);
+  const auto& endpoints = resolved.endpoints;
   {
     Deadline d(socket_, Clock::now() + limits_.connect_timeout, true);
     co_await asio::async_connect(socket_, endpoints, asio::redirect_error(use_awaitable, ec));

@@ -1,4 +1,5 @@
 #include "mailgate/imap/fetcher.hpp"
+#include "mailgate/net/backoff.hpp"
 
 #include <openssl/evp.h>
 #include <signal.h>
@@ -189,9 +190,7 @@ awaitable<void> Fetcher::run() {
     // fails the same way after SELECT every time (a message the server
     // cannot deliver, a flood) still backs off.
     failures = imported_ ? 1 : failures + 1;
-    auto cap = std::min<std::int64_t>(s_.backoff_cap.count(), s_.backoff_base.count() << std::min(failures - 1, 20));
-    std::uniform_int_distribution<std::int64_t> jitter(cap / 2, cap);
-    std::chrono::milliseconds wait{jitter(rng_)};
+    const std::chrono::milliseconds wait = net::backoff(s_.backoff_base, s_.backoff_cap, failures - 1, net::kHalfJitter, rng_);
     log::warn(kind == ImapError::Kind::Auth ? "imap.auth_failed" : "imap.error",
               {{"mailbox", s_.name}, {"error", error}, {"attempt", std::to_string(failures)},
                {"retry_in_ms", std::to_string(wait.count())}});

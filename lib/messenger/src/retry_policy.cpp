@@ -1,6 +1,8 @@
 // Status classification, backoff and Retry-After parsing.
 #include "mailgate/messenger/retry_policy.hpp"
 
+#include "mailgate/net/backoff.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -29,11 +31,7 @@ Verdict classify(int status, std::string_view body) {
 }
 
 std::chrono::milliseconds backoff_delay(const BackoffSettings& s, int attempt, std::mt19937_64& rng) {
-  double ceiling = static_cast<double>(s.base.count());
-  for (int i = 0; i < attempt && ceiling < static_cast<double>(s.cap.count()); ++i) ceiling *= 2;
-  ceiling = std::min(ceiling, static_cast<double>(s.cap.count()));
-  std::uniform_real_distribution<double> dist(0.0, ceiling);
-  return std::chrono::milliseconds(static_cast<long long>(dist(rng)));
+  return net::backoff(s.base, s.cap, attempt, net::kFullJitter, rng);
 }
 
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, std::int64_t now_unix,

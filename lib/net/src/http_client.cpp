@@ -3,6 +3,7 @@
 // before any response byte arrived is retried once on a fresh one: the
 // server closed it while idle, so the request was never processed.
 #include "mailgate/net/http_client.hpp"
+#include "mailgate/net/resolver.hpp"
 
 #include <cctype>
 
@@ -97,13 +98,15 @@ HttpClient::~HttpClient() = default;
 
 asio::awaitable<std::unique_ptr<HttpClient::Connection>> HttpClient::connect(const Url& url, HttpResponse& failure) {
   error_code ec;
-  tcp::resolver resolver(executor_);
-  auto endpoints = co_await resolver.async_resolve(url.host, url.port, asio::redirect_error(use_awaitable, ec));
-  if (ec) {
+  // A dead DNS server must not hold a call for resolv.conf's minutes: the
+  // lookup shares the connect budget.
+  Resolved resolved = co_await resolve(url.host, url.port, limits_.connect_timeout);
+  if (!resolved.error.empty()) {
     failure.error = TransportError::Resolve;
-    failure.error_text = "cannot resolve " + url.host + ": " + ec.message();
+    failure.error_text = resolved.error;
     co_return nullptr;
   }
+  const auto& endpoints = resolved.endpoints;
   std::unique_ptr<Connection> c;
   if (url.https) {
     c = std::make_unique<Connection>(std::in_place_index<1>, executor_, ssl_context_);

@@ -10,6 +10,7 @@
 #include "mailgate/log/log.hpp"
 #include "mailgate/mail/preview.hpp"
 #include "mailgate/metrics/metrics.hpp"
+#include "mailgate/net/backoff.hpp"
 #include "mailgate/pipeline/draft_runner.hpp"
 
 namespace mailgate::pipeline {
@@ -298,13 +299,10 @@ void Processor::handle_error(const spool::MessageRecord& record, const messenger
     log::error("pipeline.paused", {{"spool_id", record.id}, {"reason", what},
                                    {"seconds", std::to_string(settings_.forbidden_pause.count())}});
   }
-  // Full-jitter backoff by attempt count, so a long outage does not end in
+  // Backoff by attempt count with jitter, so a long outage does not end in
   // a thundering herd of retries.
-  double ceiling = static_cast<double>(settings_.retry_base.count());
-  for (int i = 0; i < record.attempts && ceiling < settings_.retry_cap.count(); ++i) ceiling *= 2;
-  ceiling = std::min(ceiling, static_cast<double>(settings_.retry_cap.count()));
-  std::uniform_real_distribution<double> jitter(ceiling / 2, ceiling);
-  std::int64_t next = now_unix() + static_cast<std::int64_t>(jitter(rng_));
+  const auto wait = net::backoff(settings_.retry_base, settings_.retry_cap, record.attempts, net::kHalfJitter, rng_);
+  std::int64_t next = now_unix() + std::chrono::duration_cast<std::chrono::seconds>(wait).count();
   if (error.kind == messenger::ErrorKind::Forbidden) next = std::max(next, paused_until_);
   if (error.retry_after) {
     // A spent rate limit is the API key's, not this message's: nothing is
