@@ -71,10 +71,11 @@ const RE2& forward_line() {
   return re;
 }
 
-// Classes the clients put on the element holding the quote (or its
-// attribution line).
-constexpr std::array<std::string_view, 6> kQuoteClasses = {
-    "gmail_quote", "gmail_quote_container", "gmail_attr", "moz-cite-prefix", "yahoo_quoted", "protonmail_quote"};
+// Classes of an element holding quoted text or its attribution line.
+// Gmail's div.gmail_quote is not one: it is a container the customer types
+// an inline reply into, between its blockquote.gmail_quote elements.
+constexpr std::array<std::string_view, 4> kQuoteClasses = {"gmail_attr", "moz-cite-prefix", "yahoo_quoted",
+                                                           "protonmail_quote"};
 
 // Elements that do not start a new line; everything else does.
 constexpr std::array kInlineTags = {
@@ -136,7 +137,8 @@ bool ends_with_colon(std::string_view s) {
   return end != std::string_view::npos && s[end] == ':';
 }
 
-bool has_quote_class(const GumboElement& el) {
+template <std::size_t N>
+bool has_class(const GumboElement& el, const std::array<std::string_view, N>& classes) {
   const GumboAttribute* cls = gumbo_get_attribute(&el.attributes, "class");
   if (!cls) return false;
   std::string_view v = cls->value;
@@ -144,7 +146,7 @@ bool has_quote_class(const GumboElement& el) {
   while (i < v.size()) {
     std::size_t end = v.find_first_of(" \t\n\r\f", i);
     if (end == std::string_view::npos) end = v.size();
-    if (std::find(kQuoteClasses.begin(), kQuoteClasses.end(), v.substr(i, end - i)) != kQuoteClasses.end())
+    if (std::find(classes.begin(), classes.end(), v.substr(i, end - i)) != classes.end())
       return true;
     i = end + 1;
   }
@@ -157,8 +159,9 @@ bool is_quote_element(const GumboElement& el) {
     std::string_view t = type ? type->value : "";
     if (t.size() == 4 && (t[0] | 0x20) == 'c' && (t[1] | 0x20) == 'i' && (t[2] | 0x20) == 't' && (t[3] | 0x20) == 'e')
       return true;
+    if (has_class(el, std::array<std::string_view, 1>{"gmail_quote"})) return true;
   }
-  return has_quote_class(el);
+  return has_class(el, kQuoteClasses);
 }
 
 bool is_inline(GumboTag tag) { return std::find(kInlineTags.begin(), kInlineTags.end(), tag) != kInlineTags.end(); }
@@ -256,8 +259,9 @@ void mark_plain_quotes(std::vector<Item>& items, std::vector<Region>& regions) {
   }
 }
 
-// A forwarded message inside a quote element (Gmail wraps forwards in
-// div.gmail_quote too) stays: it is content the customer sends.
+// A forwarded message that a client marks like a quote (Gmail puts its
+// "Forwarded message" header in div.gmail_attr) stays: it is content the
+// customer sends on purpose.
 void unmark_forwards(std::vector<Item>& items, std::vector<Region>& regions) {
   std::vector<Region> kept;
   for (const Region& r : regions) {
