@@ -183,6 +183,12 @@ TEST(QuoteStrip, ForwardedMessageIsNotHistory) {
       "---------- Forwarded message ---------<br/>From: <b>Bank</b><br/>Date: Mon, 1 Dec 2026<br/></div>"
       "<div>Your card was blocked.</div></div>";
   EXPECT_EQ(strip_quoted_html(gmail_forward), gmail_forward);
+  // Apple Mail forwards inside blockquote type="cite".
+  const std::string apple_forward =
+      "<div>See below.</div><div><br/><blockquote type=\"cite\"><div>Begin forwarded message:</div><br/>"
+      "<div><b>From: </b>Bank</div><div><b>Subject: </b>Card</div><div><b>Date: </b>1 December 2026</div><br/>"
+      "<div>Your card was blocked.</div></blockquote></div>";
+  EXPECT_EQ(strip_quoted_html(apple_forward), apple_forward);
   const std::string text = text_to_html("See below.\n\n---------- Forwarded message ---------\nFrom: Bank\n"
                                         "Date: Mon, 1 Dec 2026\n\nYour card was blocked.\n");
   EXPECT_EQ(strip_quoted_html(text), text);
