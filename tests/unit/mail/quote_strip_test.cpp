@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -219,6 +221,30 @@ TEST(QuoteStrip, HugeInputIsHandledInOnePass) {
   std::string lines = "New\n\nOn Mon, X wrote:\n";
   for (int i = 0; i < 100'000; ++i) lines += "> quoted line\n";
   EXPECT_EQ(strip_text(lines), "<p>New</p>");
+}
+
+TEST(QuoteStrip, BudgetStopsTheParse) {
+  std::string html = "<p>new</p>";
+  for (int i = 0; i < 20'000; ++i) html += "<blockquote type=\"cite\"><p>old</p></blockquote>";
+  HtmlBudget past;
+  past.deadline = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  SanitizedHtml late = strip_quoted_html(html, past);
+  EXPECT_EQ(late.failure, HtmlFailure::OverTime);
+  EXPECT_EQ(late.html, "");
+  EXPECT_NE(late.error, "");
+
+  std::atomic<bool> stop{true};
+  HtmlBudget cancelled;
+  cancelled.cancel = &stop;
+  EXPECT_EQ(strip_quoted_html(html, cancelled).failure, HtmlFailure::Cancelled);
+
+  HtmlBudget small;
+  small.max_parser_memory = 64 * 1024;
+  EXPECT_EQ(strip_quoted_html(html, small).failure, HtmlFailure::OverMemory);
+
+  SanitizedHtml in_budget = strip_quoted_html(html, HtmlBudget{});
+  EXPECT_EQ(in_budget.failure, HtmlFailure::None);
+  EXPECT_EQ(in_budget.html, "<p>new</p>");
 }
 
 // ---- the draft ---------------------------------------------------------------
