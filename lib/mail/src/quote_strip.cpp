@@ -11,12 +11,12 @@
 #include <gumbo.h>
 #include <re2/re2.h>
 
-#include "gumbo_arena.hpp"
-
 #include <algorithm>
 #include <array>
 #include <string>
 #include <vector>
+
+#include "gumbo_arena.hpp"
 
 namespace mailgate::mail {
 namespace {
@@ -124,7 +124,7 @@ bool starts_with_match(std::string_view text, const RE2& re) {
   return re.Match(head, 0, head.size(), RE2::ANCHOR_START, nullptr, 0);
 }
 
-// Whether the whole of `text` (its start only) is what `re` matches.
+// Whether all of `text`, a short line, is what `re` matches.
 bool is_whole_match(std::string_view text, const RE2& re) {
   if (text.size() > kLabelPrefixBytes) return false;
   if (text.find(':') == std::string_view::npos && text.find("--") == std::string_view::npos &&
@@ -168,12 +168,12 @@ bool is_quote_element(const GumboElement& el) {
 
 bool is_inline(GumboTag tag) { return std::find(kInlineTags.begin(), kInlineTags.end(), tag) != kInlineTags.end(); }
 
-// One pass over the tree, iterative (the depth is the sanitiser's bound,
-// but no recursion on mail). Collects the items and the outermost quote
-// elements as regions.
 // How often the tree walk reads the clock (nodes).
 constexpr unsigned kWalkCheckInterval = 1024;
 
+// One pass over the tree, iterative (the depth is the sanitiser's bound,
+// but no recursion on mail). Collects the items and the outermost quote
+// elements as regions.
 class ItemCollector {
  public:
   explicit ItemCollector(const HtmlBudget& budget) : budget_(budget) {}
