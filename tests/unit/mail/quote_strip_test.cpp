@@ -347,6 +347,17 @@ TEST_P(RepliesCorpus, ReplyMessageMatchesGolden) {
   EXPECT_LE(r.draft->reply_message.size(), r.draft->message.size());
 }
 
+TEST(DraftReply, ImagesOfTheStrippedQuoteAreStillUploaded) {
+  auto r = build_draft(read_file(kRepliesDir / "outlook-365-divrplyfwdmsg-en.eml"));
+  ASSERT_TRUE(r.draft) << r.error;
+  ASSERT_EQ(r.draft->media.size(), 2u);
+  EXPECT_EQ(r.draft->media[1].name, "logo.png");  // shown only in the quoted part
+  EXPECT_TRUE(r.draft->media[1].inline_image);
+  EXPECT_NE(r.draft->message.find("att:media-2"), std::string::npos);
+  EXPECT_EQ(r.draft->reply_message.find("att:media-2"), std::string::npos);
+  EXPECT_NE(r.draft->reply_message.find("att:media-1"), std::string::npos);
+}
+
 INSTANTIATE_TEST_SUITE_P(Corpus, RepliesCorpus, ::testing::ValuesIn(reply_corpus()), [](const auto& info) {
   std::string name = info.param;
   for (char& c : name)
