@@ -292,6 +292,11 @@ TEST(Policy, KindsAreWeighedInDesignOrder) {
           ->decide(mail_with("Return-Path: <>\r\nAuto-Submitted: auto-replied\r\n"), kSupport);
   EXPECT_EQ(d.kind, "auto_reply");
   EXPECT_EQ(d.action, Action::Ignore);
+  // Our own X-Loop comes before the envelope's null sender.
+  d = router_of("policy: {own_address: hold}\n")
+          ->decide(mail_with("X-Loop: mailgate\r\n"), to({"support@example.com"}, "smtp", ""));
+  EXPECT_EQ(d.kind, "loop");
+  EXPECT_EQ(d.action, Action::Hold);
 }
 
 TEST(Policy, NoSenderIsAlwaysIgnoredEvenByAPerson) {
