@@ -16,8 +16,9 @@ Commands:
   check-config --connect --config FILE
                                also try the API key, each IMAP login and folder,
                                the TLS files and the spool directory (a line each)
-  preview FILE.eml [--config FILE]
+  preview FILE.eml [--config FILE] [--recipient ADDR]... [--sender ADDR] [--source NAME]
                                show, as JSON, the ticket a message would become
+                               and what routes and policy decide
   deliver --config FILE [--recipient ADDR]
                                spool one message from stdin (MTA pipe transport)
   queue list|show ID|retry ID|drop ID --config FILE
