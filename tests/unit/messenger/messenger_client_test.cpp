@@ -374,16 +374,16 @@ TEST_F(MessengerClientTest, TheLogNamesCallsAndSpoolIdsButNoSecrets) {
   EXPECT_EQ(log.find("TOP SECRET BODY"), std::string::npos);
 }
 
-// The storm: 20 % of requests fail in every way, tokens live four
+// The storm: 20 % of requests fail in every way, tokens live three
 // seconds, and 200 tickets with attachments must each arrive exactly once.
 // (Two-second tokens made the test depend on the machine's load: on a busy
 // CI core a token could expire between /auth and its first use, and a
 // fresh token refused twice is, rightly, "credentials refused".)
 TEST_F(MessengerClientTest, StormOfFaultsEveryTicketExactlyOnce) {
   FakeMessengerOptions o = tls_fake_options();
-  o.token_lifetime = std::chrono::seconds(4);
+  o.token_lifetime = std::chrono::seconds(3);
   FakeMessenger fake(o);
-  fake.set_retry_after("1");  // with 4 s tokens, the storm outlives several of them
+  fake.set_retry_after("1");  // with 3 s tokens (refreshed at 2.25 s), the storm outlives at least one
   fake.set_slow_delay(milliseconds(300));
   fake.set_fault_rate(0.2,
                       {Fault::Status500, Fault::Status503, Fault::Status429, Fault::DropBeforeResponse,
