@@ -10,6 +10,9 @@
 #include "mailgate/config/config.hpp"
 #include "mailgate/mail/preview.hpp"
 #include "mailgate/mail/ticket_draft.hpp"
+#include "mailgate/messenger/messenger_client.hpp"
+#include "mailgate/pipeline/threading.hpp"
+#include "mailgate/spool/spool.hpp"
 
 namespace mailgate::cli {
 
@@ -80,6 +83,26 @@ int check_config(const std::vector<std::string>& in) {
   return kExitOk;
 }
 
+namespace {
+
+// The ticket a previewed message would join, read from the spool's thread
+// index read-only (never created: a spool without a database has no index).
+std::optional<mail::ThreadPreview> thread_preview(const config::Config& c, std::string_view raw,
+                                                  const mail::TicketDraft& draft) {
+  if (!c.threading.enabled || draft.ignored) return std::nullopt;
+  auto matcher = pipeline::ThreadMatcher::build(c.threading);
+  if (!matcher) return std::nullopt;
+  auto index = spool::ThreadIndexReader::open(c.spool_dir);
+  auto by_message = [&](const std::string& id) { return index ? index->thread_of(id) : std::nullopt; };
+  auto by_ticket = [&](const std::string& id) { return index ? index->thread_of_ticket(id) : std::nullopt; };
+  auto match = pipeline::offline_thread(*matcher, c.threading, pipeline::read_thread_headers(raw), draft.title,
+                                        draft.user.address, by_message, by_ticket);
+  if (!match) return std::nullopt;
+  return mail::ThreadPreview{std::string(pipeline::to_string(match->by)), messenger::id_text(match->ticket_id)};
+}
+
+}  // namespace
+
 int preview(const std::vector<std::string>& in) {
   std::vector<std::string> args = in;
   std::string config_file;
@@ -90,8 +113,9 @@ int preview(const std::vector<std::string>& in) {
   }
   mail::DraftOptions options;
   nlohmann::json defaults = nlohmann::json::object();
+  std::optional<config::Config> cfg;
   if (have_config) {
-    auto cfg = load_config_or_report(config_file);
+    cfg = load_config_or_report(config_file);
     if (!cfg) return kExitConfig;
     options = draft_options(*cfg);
     defaults = cfg->ticket_defaults;
@@ -116,7 +140,9 @@ int preview(const std::vector<std::string>& in) {
     std::cerr << "mailgate preview: " << args[0] << ": " << result.error << "\n";
     return kExitDataErr;
   }
-  std::cout << mail::dump_json(mail::preview_json(*result.draft, defaults)) << "\n";
+  auto json = mail::preview_json(*result.draft, defaults);
+  if (have_config) mail::add_thread_preview(json, *result.draft, thread_preview(*cfg, raw, *result.draft));
+  std::cout << mail::dump_json(json) << "\n";
   return kExitOk;
 }
 

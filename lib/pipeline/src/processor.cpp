@@ -136,17 +136,20 @@ awaitable<void> Processor::process_steps(spool::MessageRecord record) {
     co_return;
   }
   if (settings_.dry_run || !client_) {
-    write_dry_run(record, draft);
+    write_dry_run(record, draft, thread_headers);
     co_return;
   }
   co_await post_to_api(record, draft, thread_headers);
 }
 
-void Processor::write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft) {
+void Processor::write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                              const ThreadHeaders& thread_headers) {
   const std::string path = spool_.dir() + "/dry-run/" + record.id + ".json";
   {
     std::ofstream out(path + ".tmp");
-    out << mail::dump_json(mail::preview_json(draft, settings_.ticket_defaults)) << "\n";
+    auto json = mail::preview_json(draft, settings_.ticket_defaults);
+    if (thread_matcher_) mail::add_thread_preview(json, draft, dry_run_thread(draft, thread_headers));
+    out << mail::dump_json(json) << "\n";
   }
   std::rename((path + ".tmp").c_str(), path.c_str());
   log::info("pipeline.dry_run", {{"spool_id", record.id}, {"file", path}, {"title", draft.title}});
@@ -206,7 +209,7 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
 
   // 3. A reply joins its ticket instead (threading.hpp); a message whose
   // ticket POST was sent is past that choice.
-  std::string ticket_note;
+  std::string ticket_note, why_new;
   if (!record.ticket_post_started) {
     const ThreadStep step = co_await choose_thread(record, draft, thread_headers, user);
     if (step.kind == ThreadStep::Kind::Stop) co_return;
@@ -217,6 +220,7 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
       co_return;
     }
     ticket_note = step.ticket_note;
+    why_new = step.why_new;
   }
 
   // 4. The ticket, exactly once (see the header).
@@ -263,7 +267,7 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
     handle_error(record, r.error(), "create_ticket");
     co_return;
   }
-  record_ticket(id, draft, user, r.value());  // no co_await between the answer and this commit
+  record_ticket(id, draft, user, r.value(), why_new);  // no co_await between the answer and this commit
   metrics::Registry::global().add("mailgate_tickets_created_total", kTicketsHelp, {});
   log::info("pipeline.ticket_created", {{"spool_id", id}, {"ticket", messenger::id_text(r.value().id)},
                                         {"full_uuid", r.value().full_uuid},

@@ -25,8 +25,9 @@ constexpr const char* kRepliesHelp = "Replies posted to existing tickets for mai
 
 // Named values, not braced temporaries, in co_return and co_await
 // expressions (the g++ 12 rule, see messenger_client.cpp).
-Processor::ThreadStep Processor::new_ticket_step(std::string note) {
+Processor::ThreadStep Processor::new_ticket_step(std::string why_new, std::string note) {
   ThreadStep step;
+  step.why_new = std::move(why_new);
   step.ticket_note = std::move(note);
   return step;
 }
@@ -106,7 +107,7 @@ awaitable<Processor::ThreadStep> Processor::check_thread(const spool::MessageRec
     log::info("pipeline.thread_new_ticket", {{"spool_id", id}, {"ticket", ticket_text},
                                              {"reason", "the API does not know the ticket"}});
     if (!record.joined_ticket.empty()) spool_.clear_thread(id);
-    co_return new_ticket_step();
+    co_return new_ticket_step("new ticket: ticket " + ticket_text + " unknown to the API");
   }
   const messenger::FoundTicket& ticket = *found.value();
   spool::ThreadEntry creator = match.entry.value_or(
@@ -118,7 +119,7 @@ awaitable<Processor::ThreadStep> Processor::check_thread(const spool::MessageRec
     if (verdict != JoinVerdict::Join) {
       log::info("pipeline.thread_new_ticket", {{"spool_id", id}, {"ticket", ticket_text},
                                                {"reason", std::string(to_string(verdict))}});
-      co_return new_ticket_step();
+      co_return new_ticket_step("new ticket: " + std::string(to_string(verdict)) + " (ticket " + ticket_text + ")");
     }
   }
   if (is_closed(ticket.status, settings_.threading.closed_statuses)) {
@@ -127,7 +128,8 @@ awaitable<Processor::ThreadStep> Processor::check_thread(const spool::MessageRec
         log::info("pipeline.thread_new_ticket", {{"spool_id", id}, {"ticket", ticket_text},
                                                  {"reason", "the ticket is " + ticket.status}});
         if (!record.joined_ticket.empty()) spool_.clear_thread(id);
-        ThreadStep step = new_ticket_step(follow_up_note(ticket.ref.full_uuid.empty() ? ticket_text : ticket.ref.full_uuid));
+        ThreadStep step = new_ticket_step("new ticket: ticket " + ticket_text + " is " + ticket.status,
+                                          follow_up_note(ticket.ref.full_uuid.empty() ? ticket_text : ticket.ref.full_uuid));
         co_return step;
       }
       case config::ClosedTicket::Reopen: {
@@ -199,10 +201,21 @@ void Processor::finish_reply(const spool::MessageRecord& record, const mail::Tic
                                         {"media", std::to_string(draft.media.size())}});
 }
 
+std::optional<mail::ThreadPreview> Processor::dry_run_thread(const mail::TicketDraft& draft,
+                                                           const ThreadHeaders& headers) {
+  auto by_message = [this](const std::string& id) { return spool_.thread_of(id); };
+  auto by_ticket = [this](const std::string& id) { return spool_.thread_of_ticket(id); };
+  auto match = offline_thread(*thread_matcher_, settings_.threading, headers, draft.title, draft.user.address,
+                              by_message, by_ticket);
+  if (!match) return std::nullopt;
+  return mail::ThreadPreview{std::string(to_string(match->by)), messenger::id_text(match->ticket_id)};
+}
+
 void Processor::record_ticket(const std::string& id, const mail::TicketDraft& draft, const std::string& user,
-                              const messenger::TicketRef& ticket) {
+                              const messenger::TicketRef& ticket, const std::string& why_new) {
   spool_.remember_thread(draft.message_id, {ticket.id, ticket.full_uuid, draft.user.address, user, 0});
   spool_.set_ticket(id, ticket.id, ticket.full_uuid);
+  if (!why_new.empty()) spool_.note_outcome(id, why_new);
 }
 
 }  // namespace mailgate::pipeline

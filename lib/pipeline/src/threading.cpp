@@ -158,6 +158,19 @@ JoinVerdict may_join(config::ThreadAllow allow, std::string_view sender_address,
   return JoinVerdict::CreatorUnknown;
 }
 
+std::optional<ThreadMatch> offline_thread(const ThreadMatcher& matcher, const config::ThreadingConfig& config,
+                                          const ThreadHeaders& headers, std::string_view subject,
+                                          std::string_view sender_address, const ThreadMatcher::IndexLookup& by_message,
+                                          const ThreadMatcher::IndexLookup& by_ticket) {
+  auto match = matcher.match(headers, subject, by_message);
+  if (!match) return std::nullopt;
+  if (!match->entry) match->entry = by_ticket(match->ticket_id);
+  if (!match->entry) return match;
+  if (may_join(config.allow, sender_address, "", match->entry->creator_address, "") != JoinVerdict::Join)
+    return std::nullopt;
+  return match;
+}
+
 bool is_closed(std::string_view status, const std::vector<std::string>& closed_statuses) {
   const std::string s = lower(status);
   return std::any_of(closed_statuses.begin(), closed_statuses.end(), [&](const std::string& c) { return lower(c) == s; });

@@ -142,6 +142,12 @@ void Spool::set_reply(const std::string& id, const std::string& reply_id, const 
   move_file(id, State::Queued, State::Done);
 }
 
+void Spool::note_outcome(const std::string& id, const std::string& why) {
+  auto st = db_->prepare("UPDATE messages SET outcome=outcome || ' (' || ? || ')' WHERE id=?");
+  st.bind(1, why).bind(2, id);
+  st.step();
+}
+
 std::optional<std::string> Spool::message_with_reply(const std::string& reply_id) {
   auto st = db_->prepare("SELECT id FROM messages WHERE reply_id=? LIMIT 1");
   st.bind(1, reply_id);

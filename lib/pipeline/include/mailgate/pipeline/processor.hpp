@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mailgate/config/config.hpp"
+#include "mailgate/mail/preview.hpp"
 #include "mailgate/mail/ticket_draft.hpp"
 #include "mailgate/messenger/messenger_client.hpp"
 #include "mailgate/net/asio.hpp"
@@ -85,7 +86,8 @@ class Processor {
   net::asio::awaitable<void> process_steps(spool::MessageRecord record);
   net::asio::awaitable<void> post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft,
                                          const ThreadHeaders& thread_headers);
-  void write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft);
+  void write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                     const ThreadHeaders& thread_headers);
   void handle_error(const spool::MessageRecord& record, const messenger::ApiError& error, std::string_view step);
   static std::optional<std::string> stale_reference(const messenger::ApiError& error, bool fresh_user,
                                                     bool all_media_fresh);
@@ -104,6 +106,7 @@ class Processor {
     std::string by;                // Reply: "references" or "subject"
     spool::ThreadEntry creator;    // Reply: the ticket's row for the index
     std::string ticket_note;       // Ticket: HTML put before the message (a closed ticket's follow-up)
+    std::string why_new;           // Ticket: why a matched thread was not joined, for the outcome
   };
   // A message naming a still-queued earlier message waits for its outcome:
   // postponed (no attempt counted) and true.
@@ -120,9 +123,11 @@ class Processor {
                     const std::string& reply_id, bool adopted);
   // The index row, then the ticket: a crash between them re-adopts the same ticket.
   void record_ticket(const std::string& id, const mail::TicketDraft& draft, const std::string& user,
-                     const messenger::TicketRef& ticket);
+                     const messenger::TicketRef& ticket, const std::string& why_new = {});
   void rebuild_thread_matcher();
-  static ThreadStep new_ticket_step(std::string note = {});
+  // The reply a dry run would post: matched offline (no API to ask).
+  std::optional<mail::ThreadPreview> dry_run_thread(const mail::TicketDraft& draft, const ThreadHeaders& headers);
+  static ThreadStep new_ticket_step(std::string why_new = {}, std::string note = {});
   static ThreadStep stop_step();
   static ThreadStep reply_step(std::string ticket, std::string by, spool::ThreadEntry creator);
 

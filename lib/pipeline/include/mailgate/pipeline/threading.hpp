@@ -89,6 +89,15 @@ std::string_view to_string(JoinVerdict v);
 JoinVerdict may_join(config::ThreadAllow allow, std::string_view sender_address, std::string_view sender_user,
                      std::string_view creator_address, std::string_view creator_user);
 
+// The thread a message would join as far as can be told without the API
+// (`preview`, dry-run): matched as above, then allow checked against the
+// creator's address the index remembers. A subject match whose ticket the
+// index does not know is reported as is (only the API could tell its creator).
+std::optional<ThreadMatch> offline_thread(const ThreadMatcher& matcher, const config::ThreadingConfig& config,
+                                          const ThreadHeaders& headers, std::string_view subject,
+                                          std::string_view sender_address, const ThreadMatcher::IndexLookup& by_message,
+                                          const ThreadMatcher::IndexLookup& by_ticket);
+
 // A ticket status that threading.closed_statuses names (case-insensitive).
 bool is_closed(std::string_view status, const std::vector<std::string>& closed_statuses);
 

@@ -195,6 +195,8 @@ class Spool {
   // done/) and the message's index row.
   void set_reply(const std::string& id, const std::string& reply_id, const std::string& message_id,
                  const ThreadEntry& entry);
+  // Adds why to a finished message's outcome: "ticket 12 (new ticket: sender not the ticket's creator)".
+  void note_outcome(const std::string& id, const std::string& why);
   // The message that recorded this reply id, if any.
   std::optional<std::string> message_with_reply(const std::string& reply_id);
 
