@@ -74,6 +74,21 @@ class FakeMessenger:
         with urllib.request.urlopen(req, context=self.ctx, timeout=10) as r:
             return json.load(r)
 
+    def set_ticket_status(self, ticket_id, status):
+        """As an agent would: e.g. close ticket 1000 so that the next reply finds it closed."""
+        return self.configure(ticket_status={"id": str(ticket_id), "status": status})
+
+    def add_agent_answer(self, ticket_id, message):
+        """An agent's answer (type "answer") on the ticket; returns its id."""
+        return self.configure(agent_answer={"ticket_id": str(ticket_id), "message": message})["answer_id"]
+
+    def ticket(self, ticket_id):
+        """The ticket as /_fake/state shows it (with status and replies), or None."""
+        for t in self.state()["tickets"]:
+            if str(t["id"]) == str(ticket_id):
+                return t
+        return None
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)

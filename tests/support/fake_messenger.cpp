@@ -1,7 +1,8 @@
 // The fake's server: one coroutine per connection on a private io_context.
 // Strictness mirrors messenger-api.md: keys, token expiry and revocation,
 // the 10 MB request limit, creators and media that must exist, att: tags
-// that must be listed, media older than an hour refused.
+// that must be listed, media older than an hour refused, replies only on
+// tickets that exist.
 #include "fake_messenger.hpp"
 
 #include <openssl/evp.h>
@@ -11,6 +12,7 @@
 #include <ctime>
 #include <map>
 #include <set>
+#include <variant>
 
 #include "mailgate/net/asio.hpp"
 
@@ -111,6 +113,7 @@ struct FakeMessenger::Impl {
   ExistingUserStyle existing_user_style = ExistingUserStyle::Refused;
   long next_ticket = 1000;
   long next_user = 1;
+  long next_reply = 5000;
   // Rate limits over the ticketing calls: a per-minute throttle and an hourly quota.
   struct Window {
     long limit;
@@ -138,6 +141,13 @@ struct FakeMessenger::Impl {
     std::string id = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
     return id.find('/') == std::string::npos ? id : std::string();
   }
+  // "/prod/ticketing/v1/tickets/ID" → "ID", else "".
+  static std::string ticket_path_id(const std::string& path) {
+    const std::string prefix = "/prod/ticketing/v1/tickets/";
+    if (path.size() <= prefix.size() || path.rfind(prefix, 0) != 0) return {};
+    std::string id = path.substr(prefix.size());
+    return id.find('/') == std::string::npos ? id : std::string();
+  }
 
   // The UUIDs of every "att:UUID" in an HTML message.
   static std::vector<std::string> inline_refs(const std::string& message) {
@@ -157,7 +167,8 @@ struct FakeMessenger::Impl {
     if (path == "/prod/ticketing/v1/users") return method == "GET" ? "find_user" : "users";
     if (path == "/prod/ticketing/v1/media") return "media";
     if (path == "/prod/ticketing/v1/tickets") return method == "GET" ? "find_ticket" : "tickets";
-    if (!reply_ticket_id(path).empty()) return "replies";
+    if (!reply_ticket_id(path).empty()) return method == "GET" ? "find_replies" : method == "POST" ? "replies" : "other";
+    if (!ticket_path_id(path).empty()) return method == "GET" ? "get_ticket" : method == "PUT" ? "update_ticket" : "other";
     if (path.rfind("/_fake/", 0) == 0) return "control";
     return "other";
   }
@@ -221,7 +232,46 @@ struct FakeMessenger::Impl {
 
   nlohmann::json ticket_json(const FakeTicket& t) const {
     return {{"id", std::stol(t.id)}, {"uuid", std::stol(t.id)}, {"full_uuid", t.full_uuid}, {"title", t.title},
-            {"creator", std::stol(t.creator)}, {"status", "open"}, {"creation_date", t.creation_date}};
+            {"creator", std::stol(t.creator)}, {"status", t.status}, {"creation_date", t.creation_date}};
+  }
+  static nlohmann::json reply_json(const FakeReply& r) {
+    return {{"id", std::stol(r.id)},           {"uuid", std::stol(r.id)},      {"type", r.type},
+            {"creator", std::stol(r.creator)}, {"message", r.message},         {"attachments", r.attachments},
+            {"creation_date", r.creation_date}};
+  }
+  // Under mu. The ticket with this id (as a path or a control request names it), or null.
+  FakeTicket* find_ticket(const std::string& id) {
+    auto it = std::find_if(tickets.begin(), tickets.end(), [&](const FakeTicket& t) { return t.id == id; });
+    return it == tickets.end() ? nullptr : &*it;
+  }
+  // Under mu. Adds a reply to `t`; its id.
+  std::string add_reply(FakeTicket& t, std::string type, std::string creator, std::string message,
+                        std::vector<std::string> attachments) {
+    FakeReply r{std::to_string(next_reply++), std::move(type), std::move(creator), std::move(message),
+                std::move(attachments), unix_now(clock_offset)};
+    t.replies.push_back(std::move(r));
+    return t.replies.back().id;
+  }
+  // Under mu. The media ids of a POST's "attachments" (each uploaded, at
+  // most an hour old), and every inline att: of its message listed there;
+  // else the API's 400.
+  std::variant<std::vector<std::string>, Response> checked_attachments(const nlohmann::json& body,
+                                                                       const std::string& message) {
+    std::vector<std::string> attachments;
+    if (body.contains("attachments")) {
+      if (!body["attachments"].is_array()) return error(400, "attachments must be an array");
+      for (const auto& a : body["attachments"]) {
+        if (!a.is_string()) return error(400, "attachments must be media UUIDs");
+        auto m = std::find_if(media.begin(), media.end(), [&](const FakeMedia& x) { return x.id == a; });
+        if (m == media.end()) return error(400, "unknown media " + a.get<std::string>());
+        if (fake_clock() - m->created_at > 3600) return error(400, "media " + m->id + " expired (older than an hour)");
+        attachments.push_back(a.get<std::string>());
+      }
+    }
+    for (const auto& ref : inline_refs(message))
+      if (std::find(attachments.begin(), attachments.end(), ref) == attachments.end())
+        return error(400, "inline image att:" + ref + " is not in attachments");
+    return attachments;
   }
 
   static std::string url_decode(const std::string& s) {
@@ -321,7 +371,7 @@ struct FakeMessenger::Impl {
     const std::string method(req.method_string());
     if (req[std::string("x-inbenta-key")] != options.api_key) return gateway_403();
     nlohmann::json body;
-    if (method == "POST") {
+    if (method == "POST" || method == "PUT") {
       body = nlohmann::json::parse(req.body(), nullptr, false);
       if (call != "refresh" && (body.is_discarded() || !body.is_object())) return error(400, "body is not a JSON object");
       recorded_body = body;
@@ -427,20 +477,9 @@ struct FakeMessenger::Impl {
       if (!user_exists(*creator)) return error(400, "unknown creator " + std::to_string(*creator));
       for (const char* k : {"source", "queue"})
         if (body.contains(k) && !body[k].is_number_integer()) return error(400, std::string(k) + " must be an integer");
-      std::vector<std::string> attachments;
-      if (body.contains("attachments")) {
-        if (!body["attachments"].is_array()) return error(400, "attachments must be an array");
-        for (const auto& a : body["attachments"]) {
-          if (!a.is_string()) return error(400, "attachments must be media UUIDs");
-          auto m = std::find_if(media.begin(), media.end(), [&](const FakeMedia& x) { return x.id == a; });
-          if (m == media.end()) return error(400, "unknown media " + a.get<std::string>());
-          if (fake_clock() - m->created_at > 3600) return error(400, "media " + m->id + " expired (older than an hour)");
-          attachments.push_back(a.get<std::string>());
-        }
-      }
-      for (const auto& ref : inline_refs(*message))
-        if (std::find(attachments.begin(), attachments.end(), ref) == attachments.end())
-          return error(400, "inline image att:" + ref + " is not in attachments");
+      auto checked = checked_attachments(body, *message);
+      if (auto* refused = std::get_if<Response>(&checked)) return std::move(*refused);
+      auto& attachments = std::get<std::vector<std::string>>(checked);
       FakeTicket t;
       t.id = std::to_string(next_ticket++);
       t.full_uuid = "TCK-" + t.id + "-" + random_hex(rng, 6);
@@ -455,14 +494,40 @@ struct FakeMessenger::Impl {
       return json_response(201, {{"uuid", std::stol(tickets.back().id)}, {"full_uuid", tickets.back().full_uuid}});
     }
     if (call == "replies") {
-      const std::string id = reply_ticket_id(path);
-      if (std::none_of(tickets.begin(), tickets.end(), [&](const FakeTicket& t) { return t.id == id; }))
-        return error(404, "no ticket " + id);
-      if (!str("message") || !body.contains("creator")) return error(400, "message and creator are required");
+      FakeTicket* t = find_ticket(reply_ticket_id(path));
+      if (!t) return error(404, "no ticket " + reply_ticket_id(path));
+      auto message = str("message");
+      if (!message || !body.contains("creator")) return error(400, "message and creator are required");
       auto creator = integer("creator");
-      if (!creator) return error(400, "creator must be an integer user id");
+      if (!creator) return error(400, "creator must be an integer user id, not " + body["creator"].dump());
       if (!user_exists(*creator)) return error(400, "unknown creator " + std::to_string(*creator));
-      return json_response(201, {{"uuid", uuid(rng)}});
+      auto checked = checked_attachments(body, *message);
+      if (auto* refused = std::get_if<Response>(&checked)) return std::move(*refused);
+      std::string id = add_reply(*t, "reply", std::to_string(*creator), *message,
+                                 std::move(std::get<std::vector<std::string>>(checked)));
+      return json_response(201, {{"uuid", std::stol(id)}});
+    }
+    if (call == "find_replies") {
+      FakeTicket* t = find_ticket(reply_ticket_id(path));
+      if (!t) return error(404, "no ticket " + reply_ticket_id(path));
+      nlohmann::json data = nlohmann::json::array();
+      for (const auto& r : t->replies) data.push_back(reply_json(r));
+      return json_response(200, {{"data", data}});
+    }
+    if (call == "get_ticket") {
+      FakeTicket* t = find_ticket(ticket_path_id(path));
+      if (!t) return error(404, "no ticket " + ticket_path_id(path));
+      return json_response(200, ticket_json(*t));
+    }
+    if (call == "update_ticket") {
+      FakeTicket* t = find_ticket(ticket_path_id(path));
+      if (!t) return error(404, "no ticket " + ticket_path_id(path));
+      if (body.contains("status")) {
+        if (!body["status"].is_string() || body["status"].get<std::string>().empty())
+          return error(400, "status must be a non-empty string, not " + body["status"].dump());
+        t->status = body["status"].get<std::string>();
+      }
+      return json_response(200, ticket_json(*t));
     }
     return error(404, "no such endpoint");
   }
@@ -479,8 +544,20 @@ struct FakeMessenger::Impl {
   //                        "fault_reset": "30",        (x-throttle-reset of an injected 429)
   //                        "gone_calls": ["tickets"],  (answered 410)
   //                        "forbidden": true,          (the gateway refuses every token)
-  //                        "auth_includes_apis": false}  (discovery needs GET /apis)
+  //                        "auth_includes_apis": false,  (discovery needs GET /apis)
+  //                        "ticket_status": {"id": "7", "status": "closed"},  (an agent closed it)
+  //                        "agent_answer": {"ticket_id": "7", "message": "<p>Hi</p>"}}  (an agent answered)
+  //                       a ticket_status or agent_answer naming an unknown ticket: 404
+  // The ticketing endpoints (paths under /prod/ticketing/v1): GET/POST /users,
+  // POST /media, GET/POST /tickets, GET/PUT /tickets/{id}, GET/POST
+  // /tickets/{id}/replies; RecordedRequest::call names each.
   FakeMessenger* owner = nullptr;
+  // A ticket id in a control request, as a number (7) or text ("7").
+  static std::string control_id(const nlohmann::json& request, const char* key) {
+    if (!request.contains(key)) return {};
+    const auto& v = request[key];
+    return v.is_string() ? v.get<std::string>() : v.is_number_integer() ? v.dump() : std::string();
+  }
   Response control(const std::string& method, const std::string& path, const std::string& body) {
     if (path == "/_fake/state" && method == "GET") return json_response(200, owner->state_json());
     if (path != "/_fake/config" || method != "POST") return error(404, "unknown control endpoint");
@@ -522,7 +599,23 @@ struct FakeMessenger::Impl {
     }
     if (j.contains("forbidden")) owner->set_forbidden(j["forbidden"].get<bool>());
     if (j.contains("auth_includes_apis")) owner->set_auth_includes_apis(j["auth_includes_apis"].get<bool>());
-    return json_response(200, {{"ok", true}});
+    nlohmann::json answer = {{"ok", true}};
+    if (j.contains("ticket_status")) {
+      const auto& c = j["ticket_status"];
+      if (!c.is_object() || !c.contains("status") || !c["status"].is_string())
+        return error(400, "ticket_status needs id and status");
+      if (!owner->set_ticket_status(control_id(c, "id"), c["status"].get<std::string>()))
+        return error(404, "no ticket " + control_id(c, "id"));
+    }
+    if (j.contains("agent_answer")) {
+      const auto& c = j["agent_answer"];
+      if (!c.is_object() || !c.contains("message") || !c["message"].is_string())
+        return error(400, "agent_answer needs ticket_id and message");
+      std::string id = owner->add_agent_answer(control_id(c, "ticket_id"), c["message"].get<std::string>());
+      if (id.empty()) return error(404, "no ticket " + control_id(c, "ticket_id"));
+      answer["answer_id"] = std::stol(id);
+    }
+    return json_response(200, answer);
   }
 
   template <class Stream>
@@ -769,6 +862,17 @@ void FakeMessenger::forget_ticket(const std::string& id) {
   auto& t = impl_->tickets;
   t.erase(std::remove_if(t.begin(), t.end(), [&](const FakeTicket& x) { return x.id == id; }), t.end());
 }
+bool FakeMessenger::set_ticket_status(const std::string& ticket_id, const std::string& status) {
+  std::lock_guard lock(impl_->mu);
+  FakeTicket* t = impl_->find_ticket(ticket_id);
+  if (t) t->status = status;
+  return t != nullptr;
+}
+std::string FakeMessenger::add_agent_answer(const std::string& ticket_id, const std::string& message) {
+  std::lock_guard lock(impl_->mu);
+  FakeTicket* t = impl_->find_ticket(ticket_id);
+  return t ? impl_->add_reply(*t, "answer", std::to_string(kFakeAgentId), message, {}) : std::string();
+}
 void FakeMessenger::delete_all_users() {
   std::lock_guard lock(impl_->mu);
   impl_->users.clear();
@@ -826,6 +930,9 @@ nlohmann::json FakeMessenger::state_json() const {
   for (std::size_t i = 0; i < impl_->tickets.size(); ++i) {
     j["tickets"][i]["id"] = std::stol(impl_->tickets[i].id);
     j["tickets"][i]["full_uuid"] = impl_->tickets[i].full_uuid;
+    j["tickets"][i]["status"] = impl_->tickets[i].status;
+    j["tickets"][i]["replies"] = nlohmann::json::array();
+    for (const auto& r : impl_->tickets[i].replies) j["tickets"][i]["replies"].push_back(Impl::reply_json(r));
   }
   j["requests"] = impl_->log.size();
   return j;

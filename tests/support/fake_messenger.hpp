@@ -53,7 +53,9 @@ struct FakeMessengerOptions {
 struct RecordedRequest {
   std::string method;
   std::string target;
-  std::string call;  // auth, refresh, apis, users, find_user, media, tickets, find_ticket, replies, other
+  // auth, refresh, apis, users, find_user, media, tickets, find_ticket,
+  // get_ticket, update_ticket, replies (POST), find_replies (GET), other
+  std::string call;
   double at = 0;     // seconds since the fake started (steady clock)
   int status = 0;    // 0 when the connection was dropped without an answer
   std::optional<std::string> fault;
@@ -67,13 +69,26 @@ struct FakeMedia {
   std::string id, name, content;  // content decoded
   double created_at = 0;          // fake clock, seconds
 };
+// A reply on a ticket: "reply" from the customer (POST /tickets/{id}/replies)
+// or "answer" from an agent (add_agent_answer). Agents are numbered apart
+// from users, as in Inbenta: agent 1 and user 1 are different people.
+struct FakeReply {
+  std::string id, type, creator, message;  // id and creator: integers as decimal text
+  std::vector<std::string> attachments;
+  long long creation_date = 0;  // UNIX seconds (fake clock)
+};
 struct FakeTicket {
   std::string id, title, message, creator;  // id and creator: integers as decimal text
   std::vector<std::string> attachments;
   nlohmann::json request;
   std::string full_uuid, external_id;
   long long creation_date = 0;  // UNIX seconds (fake clock)
+  std::string status = "open";  // set by PUT /tickets/{id} or set_ticket_status
+  std::vector<FakeReply> replies;  // oldest first
 };
+
+// The agent add_agent_answer writes as.
+inline constexpr long kFakeAgentId = 1;
 
 class FakeMessenger {
  public:
@@ -107,6 +122,11 @@ class FakeMessenger {
   void set_fault_reset(std::string seconds);     // x-throttle-reset of an injected 429
   void set_throttle_window(std::chrono::seconds length);  // 60 s unless a test needs it short
   void forget_ticket(const std::string& id);     // as if that POST had never arrived
+  // As an agent in the Messenger back office would: false (nothing done)
+  // for an unknown ticket.
+  bool set_ticket_status(const std::string& ticket_id, const std::string& status);
+  // An agent's answer (type "answer", creator kFakeAgentId); its id, "" for an unknown ticket.
+  std::string add_agent_answer(const std::string& ticket_id, const std::string& message);
 
   // ---- inspection ----
   std::vector<RecordedRequest> requests() const;

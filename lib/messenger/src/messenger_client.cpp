@@ -74,6 +74,12 @@ std::string ticket_body(const NewTicket& t) {
 std::string reply_body(const NewReply& r) {
   return dump({{"message", r.message}, {"creator", id_json(r.creator)}, {"attachments", id_list(r.attachments)}});
 }
+// reply_path ("/tickets/{id}/replies") for this ticket: POST adds a reply, GET lists them.
+std::string replies_path(std::string path, const std::string& ticket_id) {
+  if (auto pos = path.find("{id}"); pos != std::string::npos) path.replace(pos, 4, url_encode(id_text(ticket_id)));
+  return path;
+}
+std::string status_body(const std::string& status) { return dump({{"status", status}}); }
 std::vector<std::pair<std::string, std::string>> auth_headers(const std::string& key, const std::string& token) {
   std::vector<std::pair<std::string, std::string>> h;
   h.emplace_back("x-inbenta-key", key);
@@ -124,6 +130,52 @@ std::optional<double> percent(std::string_view v) {
   } catch (const std::exception&) {
     return std::nullopt;
   }
+}
+
+// HTML collapses runs of whitespace, and an API may re-wrap or trim what it
+// keeps: compare messages with every run of ASCII whitespace as one space
+// and none at either end, so a message is recognised in the form the API
+// lists it, and two messages that differ in anything visible stay apart.
+std::string normalized_whitespace(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool pending_space = false;
+  for (char c : text) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+      pending_space = !out.empty();
+      continue;
+    }
+    if (pending_space) out.push_back(' ');
+    pending_space = false;
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::optional<std::int64_t> unix_seconds_of(const nlohmann::json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return std::nullopt;
+  return j[key].get<std::int64_t>();
+}
+
+FoundTicket found_ticket_of(const nlohmann::json& item) {
+  FoundTicket t;
+  if (auto id = id_of(item)) t.ref.id = *id;
+  t.ref.full_uuid = text_of(item, "full_uuid");
+  t.title = text_of(item, "title");
+  if (item.contains("creator")) t.creator = stored_id(item["creator"]);
+  t.creation_date = unix_seconds_of(item, "creation_date");
+  if (item.contains("status") && item["status"].is_string()) t.status = item["status"].get<std::string>();
+  return t;
+}
+
+FoundReply found_reply_of(const nlohmann::json& item) {
+  FoundReply r;
+  if (auto id = id_of(item)) r.id = *id;
+  if (item.contains("creator")) r.creator = stored_id(item["creator"]);
+  if (item.contains("message") && item["message"].is_string()) r.message = item["message"].get<std::string>();
+  if (item.contains("type") && item["type"].is_string()) r.type = item["type"].get<std::string>();
+  r.creation_date = unix_seconds_of(item, "creation_date");
+  return r;
 }
 
 metrics::Registry& registry() { return metrics::Registry::global(); }
@@ -651,30 +703,101 @@ awaitable<Result<std::vector<FoundTicket>>> MessengerClient::find_tickets(Ticket
   auto j = nlohmann::json::parse(r.value().body, nullptr, false);
   if (j.is_discarded()) co_return ApiError{ErrorKind::Temporary, r.value().status, "find_ticket: not JSON"};
   std::vector<FoundTicket> out;
-  for (const auto& item : items_of(j)) {
-    FoundTicket t;
-    if (auto id = id_of(item)) t.ref.id = *id;
-    if (t.ref.id.empty()) continue;
-    t.ref.full_uuid = text_of(item, "full_uuid");
-    t.title = text_of(item, "title");
-    if (item.contains("creator")) t.creator = stored_id(item["creator"]);
-    if (item.contains("creation_date") && item["creation_date"].is_number())
-      t.creation_date = item["creation_date"].get<std::int64_t>();
-    out.push_back(std::move(t));
-  }
+  for (const auto& item : items_of(j))
+    if (auto t = found_ticket_of(item); !t.ref.id.empty()) out.push_back(std::move(t));
   co_return out;
 }
 
+// ---- replies and ticket state (threading) ------------------------------------------
+
 awaitable<Result<std::string>> MessengerClient::add_reply(std::string ticket_id, NewReply reply, CallContext ctx,
-                                                     std::function<bool(const std::string& id)>) {
-  std::string path = settings_.reply_path;
-  if (auto pos = path.find("{id}"); pos != std::string::npos) path.replace(pos, 4, url_encode(id_text(ticket_id)));
-  std::string body = reply_body(reply);
-  auto r = co_await call("add_reply", net::http::verb::post, std::move(path), std::move(body), ctx,
-                         /*repeatable=*/false);
+                                                          std::function<bool(const std::string& id)> taken) {
+  const std::int64_t started = static_cast<std::int64_t>(std::time(nullptr));
+  for (int lost = 0;; ++lost) {
+    std::string path = replies_path(settings_.reply_path, ticket_id), body = reply_body(reply);
+    auto r = co_await call("add_reply", net::http::verb::post, std::move(path), std::move(body), ctx,
+                           /*repeatable=*/false);
+    if (r) {
+      if (auto id = extract_id(r.value().body)) co_return *id;
+      // The reply exists but we cannot name it: retrying would duplicate it.
+      co_return ApiError{ErrorKind::Permanent, r.value().status, "add_reply: created, but the answer carries no id"};
+    }
+    if (!r.error().maybe_processed || lost + 1 >= kMaxLostAnswers) co_return r.error();
+    // The answer was lost: the reply may exist. Look before posting again.
+    std::string ticket = ticket_id;
+    auto found = co_await find_replies(std::move(ticket), ctx);
+    if (!found) {
+      ApiError e = found.error();
+      e.maybe_processed = true;  // still unknown: the caller must look before posting
+      co_return e;
+    }
+    if (auto mine = choose_reply(found.value(), reply, started, taken)) {
+      log::warn("api.reply_adopted", {{"spool_id", ctx.spool_id}, {"ticket", id_text(ticket_id)}, {"reply", id_text(*mine)},
+                                      {"note", "the answer to POST replies was lost; the reply exists"}});
+      co_return *mine;
+    }
+    log::warn("api.reply_reposted", {{"spool_id", ctx.spool_id}, {"ticket", id_text(ticket_id)},
+                                     {"note", "the answer to POST replies was lost and no reply was found"}});
+  }
+}
+
+std::optional<std::string> choose_reply(const std::vector<FoundReply>& found, const NewReply& reply,
+                                        std::int64_t since_unix,
+                                        const std::function<bool(const std::string& id)>& taken) {
+  std::vector<const FoundReply*> candidates;
+  const std::string message = normalized_whitespace(reply.message);
+  for (const auto& r : found) {
+    if (r.id.empty() || r.type != "reply") continue;  // an agent's answer is never ours
+    // Ids compared as the API means them: 12 and "12" are one user.
+    if (r.creator.empty() || id_text(r.creator) != id_text(reply.creator)) continue;
+    if (normalized_whitespace(r.message) != message) continue;
+    // Created before our first attempt began: an earlier mail's reply.
+    if (since_unix > 0 && r.creation_date && *r.creation_date < since_unix - kCreationClockSkew) continue;
+    if (taken && taken(r.id)) continue;  // recorded for another message
+    candidates.push_back(&r);
+  }
+  if (candidates.empty()) return std::nullopt;
+  auto earliest = std::min_element(candidates.begin(), candidates.end(), [](const FoundReply* a, const FoundReply* b) {
+    return a->creation_date.value_or(0) < b->creation_date.value_or(0);
+  });
+  return (*earliest)->id;
+}
+
+awaitable<Result<std::vector<FoundReply>>> MessengerClient::find_replies(std::string ticket_id, CallContext ctx) {
+  std::string path = replies_path(settings_.reply_path, ticket_id), no_body;
+  auto r = co_await call("find_replies", net::http::verb::get, std::move(path), std::move(no_body), ctx);
   if (!r) co_return r.error();
-  if (auto id = extract_id(r.value().body)) co_return *id;
-  co_return ApiError{ErrorKind::Permanent, r.value().status, "add_reply: created, but the answer carries no id"};
+  auto j = nlohmann::json::parse(r.value().body, nullptr, false);
+  if (j.is_discarded()) co_return ApiError{ErrorKind::Temporary, r.value().status, "find_replies: not JSON"};
+  std::vector<FoundReply> out;
+  for (const auto& item : items_of(j))
+    if (auto reply = found_reply_of(item); !reply.id.empty()) out.push_back(std::move(reply));
+  co_return out;
+}
+
+awaitable<Result<std::optional<FoundTicket>>> MessengerClient::get_ticket(std::string ticket_id, CallContext ctx) {
+  std::string path = "/tickets/" + url_encode(id_text(ticket_id)), no_body;
+  auto r = co_await call("get_ticket", net::http::verb::get, std::move(path), std::move(no_body), ctx);
+  if (!r) {
+    if (r.error().kind == ErrorKind::Permanent && r.error().status == 404) co_return std::optional<FoundTicket>();
+    co_return r.error();
+  }
+  auto j = nlohmann::json::parse(r.value().body, nullptr, false);
+  // The ticket itself, or wrapped as {"data": {…}} or {"data": [{…}]}.
+  auto items = j.is_discarded() ? std::vector<nlohmann::json>() : items_of(j);
+  if (items.empty() && j.is_object() && !j.contains("data")) items.push_back(j);
+  if (items.empty()) co_return ApiError{ErrorKind::Temporary, r.value().status, "get_ticket: the answer is no ticket"};
+  FoundTicket t = found_ticket_of(items.front());
+  if (t.ref.id.empty()) t.ref.id = ticket_id;  // the ticket we asked for, whatever the answer omits
+  co_return std::optional<FoundTicket>(std::move(t));
+}
+
+awaitable<Result<bool>> MessengerClient::set_ticket_status(std::string ticket_id, std::string status, CallContext ctx) {
+  // Setting a status twice leaves it set: a PUT may be repeated after a lost answer.
+  std::string path = "/tickets/" + url_encode(id_text(ticket_id)), body = status_body(status);
+  auto r = co_await call("set_ticket_status", net::http::verb::put, std::move(path), std::move(body), ctx);
+  if (!r) co_return r.error();
+  co_return true;
 }
 
 void MessengerClient::set_credentials(std::string api_key, std::string secret, std::string auth_url) {

@@ -167,9 +167,11 @@ struct FoundReply {
 };
 
 // Which found reply a POST of ours created, if any: type "reply", the same
-// creator and the same message, created since `since_unix` (less
-// kCreationClockSkew; 0: no date filter), not excluded by `taken` (another
-// message recorded it). The earliest wins.
+// creator (12 and "12" are one id) and the same message (compared with runs
+// of whitespace as one space and none at the ends: HTML shows them alike and
+// an API may re-wrap what it keeps), created since `since_unix` (less
+// kCreationClockSkew; 0, or a reply without a date: no date filter), not
+// excluded by `taken` (another message recorded it). The earliest wins.
 std::optional<std::string> choose_reply(const std::vector<FoundReply>& found, const NewReply& reply,
                                         std::int64_t since_unix,
                                         const std::function<bool(const std::string& id)>& taken);
@@ -259,7 +261,7 @@ class MessengerClient {
   net::asio::awaitable<Result<std::optional<std::string>>> find_user(std::string address, CallContext ctx);
   std::chrono::steady_clock::time_point session_clock() const;
   static constexpr std::chrono::milliseconds kMinLimitWait{100};
-  static constexpr int kMaxLostAnswers = 3;  // lookups and re-posts within one create_ticket
+  static constexpr int kMaxLostAnswers = 3;  // lookups and re-posts within one create_ticket or add_reply
   net::asio::awaitable<void> sleep(std::chrono::milliseconds d);
 
   net::asio::any_io_executor executor_;
