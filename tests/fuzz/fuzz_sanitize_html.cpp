@@ -6,6 +6,9 @@
 // attribute with a scheme other than http/https/mailto; an <img> whose
 // source is not one of the att: placeholders mailgate created for this
 // input; CSS with url(), image-set(), expression() or an escape.
+// The sanitiser's output then goes through strip_quoted_html (what a reply
+// carries): its result must be the same output or a prefix of it followed
+// only by end tags, and is checked the same way.
 #include <gumbo.h>
 
 #include <cstddef>
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "mailgate/mail/html.hpp"
+#include "mailgate/mail/quote_strip.hpp"
 
 namespace {
 
@@ -80,6 +84,36 @@ void check_element(const GumboElement& el, const std::set<std::string>& ours) {
   }
 }
 
+// Whether `stripped` is a prefix of `out` followed by end tags only.
+bool is_prefix_plus_end_tags(std::string_view stripped, std::string_view out) {
+  while (out.substr(0, stripped.size()) != stripped) {
+    if (stripped.empty() || stripped.back() != '>') return false;
+    std::size_t lt = stripped.rfind("</");
+    if (lt == std::string_view::npos) return false;
+    for (char c : stripped.substr(lt + 2, stripped.size() - lt - 3))
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
+    stripped = stripped.substr(0, lt);
+  }
+  return true;
+}
+
+void check_output(const std::string& out, const std::set<std::string>& ours) {
+  GumboOutput* parsed = gumbo_parse_with_options(&kGumboDefaultOptions, out.data(), out.size());
+  std::vector<const GumboNode*> stack = {parsed->root};
+  while (!stack.empty()) {
+    const GumboNode* n = stack.back();
+    stack.pop_back();
+    if (n->type != GUMBO_NODE_ELEMENT && n->type != GUMBO_NODE_TEMPLATE) continue;
+    if (n->v.element.tag == GUMBO_TAG_TEMPLATE) found("template element");
+    // html/head/body too: a <body onload> in the output would add its
+    // attributes to the parser's own body element.
+    check_element(n->v.element, ours);
+    for (unsigned i = 0; i < n->v.element.children.length; ++i)
+      stack.push_back(static_cast<const GumboNode*>(n->v.element.children.data[i]));
+  }
+  gumbo_destroy_output(&kGumboDefaultOptions, parsed);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -96,19 +130,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   };
   std::string out = mailgate::mail::sanitize_html(html, resolve);
 
-  GumboOutput* parsed = gumbo_parse_with_options(&kGumboDefaultOptions, out.data(), out.size());
-  std::vector<const GumboNode*> stack = {parsed->root};
-  while (!stack.empty()) {
-    const GumboNode* n = stack.back();
-    stack.pop_back();
-    if (n->type != GUMBO_NODE_ELEMENT && n->type != GUMBO_NODE_TEMPLATE) continue;
-    if (n->v.element.tag == GUMBO_TAG_TEMPLATE) found("template element");
-    // html/head/body too: a <body onload> in the output would add its
-    // attributes to the parser's own body element.
-    check_element(n->v.element, ours);
-    for (unsigned i = 0; i < n->v.element.children.length; ++i)
-      stack.push_back(static_cast<const GumboNode*>(n->v.element.children.data[i]));
+  check_output(out, ours);
+
+  std::string stripped = mailgate::mail::strip_quoted_html(out);
+  if (stripped != out) {
+    if (!is_prefix_plus_end_tags(stripped, out)) found("stripped reply is not a prefix of the output plus end tags");
+    check_output(stripped, ours);
   }
-  gumbo_destroy_output(&kGumboDefaultOptions, parsed);
   return 0;
 }

@@ -15,6 +15,7 @@
 #include "mailgate/mail/charset.hpp"
 #include "mailgate/mail/header_decode.hpp"
 #include "mailgate/mail/html.hpp"
+#include "mailgate/mail/quote_strip.hpp"
 #include "mailgate/mail/text_util.hpp"
 #include "mailgate/mail/transfer_encoding.hpp"
 
@@ -122,6 +123,38 @@ std::string human_size(std::size_t bytes) {
   return buf;
 }
 
+// The ids of a References (or In-Reply-To) field without <>, in order. Ids
+// are taken between angle brackets; a field with none (some clients
+// separate bare ids by spaces) gives its words that contain '@'. Over
+// kMaxReferences, the first and the newest are kept.
+std::vector<std::string> message_ids(std::string_view field) {
+  std::vector<std::string> ids;
+  const bool bracketed = field.find('<') != std::string_view::npos;
+  std::size_t pos = 0;
+  while (pos < field.size()) {
+    std::string id;
+    if (bracketed) {
+      std::size_t lt = field.find('<', pos);
+      if (lt == std::string_view::npos) break;
+      std::size_t gt = field.find('>', lt);
+      if (gt == std::string_view::npos) break;
+      for (char c : field.substr(lt + 1, gt - lt - 1))  // folding may have put whitespace inside
+        if (!std::isspace(static_cast<unsigned char>(c))) id.push_back(c);
+      pos = gt + 1;
+    } else {
+      pos = field.find_first_not_of(" \t\r\n", pos);
+      if (pos == std::string_view::npos) break;
+      std::size_t end = std::min(field.find_first_of(" \t\r\n", pos), field.size());
+      if (field.substr(pos, end - pos).find('@') != std::string_view::npos) id = field.substr(pos, end - pos);
+      pos = end;
+    }
+    if (id.empty()) continue;
+    if (ids.size() == kMaxReferences) ids.erase(ids.begin() + 1);  // keep the root, drop the oldest after it
+    ids.push_back(std::move(id));
+  }
+  return ids;
+}
+
 class DraftBuilder {
  public:
   DraftBuilder(const ParsedMessage& msg, const DraftOptions& options, std::chrono::steady_clock::time_point deadline)
@@ -143,6 +176,7 @@ class DraftBuilder {
     if (draft_.title.empty()) draft_.title = "(no subject)";
     draft_.message_id = strip_angles(root.header("Message-ID"));
     draft_.in_reply_to = strip_angles(root.header("In-Reply-To"));
+    draft_.references = message_ids(root.header("References"));
     choose_user();
 
     std::string body = render(root);
@@ -153,6 +187,7 @@ class DraftBuilder {
     // The API needs a message; a scan-to-mail PDF has none of its own.
     if (trim(body).empty()) body = "<p><em>(no message text)</em></p>";
     draft_.message = body + skipped_note();
+    draft_.reply_message = options_.strip_quoted ? strip_quoted_html(body) + skipped_note() : draft_.message;
     draft_.ignored = ignore_reason();
     return std::move(draft_);
   }

@@ -26,6 +26,9 @@ inline constexpr std::size_t kDefaultMaxMedia = 100;
 // Drafting time one mail may take (mail.max_processing_time); over it the
 // mail goes to failed/ instead of holding up the others.
 inline constexpr std::chrono::milliseconds kDefaultMaxProcessingTime{30'000};
+// Message-IDs kept from one References field: the first (the thread's
+// root) and the newest ones, as news software trims it (RFC 5537).
+inline constexpr std::size_t kMaxReferences = 100;
 // Parts skipped for the same budget reason that the ticket names one by
 // one; the rest are counted in one line.
 inline constexpr std::size_t kMaxNamedSkips = 50;
@@ -54,6 +57,12 @@ struct TicketDraft {
   std::optional<std::string> ignored; // why this mail must not become a ticket
   std::string message_id;             // Message-ID without <>, "" when absent
   std::string in_reply_to;            // first In-Reply-To id, for threading later
+  std::vector<std::string> references; // References ids without <>, header order, at most kMaxReferences
+  // The message as a reply to an existing ticket carries it: without the
+  // quoted history when DraftOptions::strip_quoted (else == message), plus
+  // the same "not imported" note. Media are the same as the ticket's, even
+  // an inline image whose <img> was in the stripped part.
+  std::string reply_message;
 };
 
 enum class SenderPreference { From, ReplyTo };
@@ -67,6 +76,7 @@ struct DraftOptions {
   // queued. Shared by every copy of these options; null: never cancelled.
   std::shared_ptr<std::atomic<bool>> cancel;
   std::string loop_id = "mailgate";  // our X-Loop value: mail carrying it is ours
+  bool strip_quoted = true;          // threading.strip_quoted: reply_message without the quoted history
   MimeLimits limits;
 };
 
