@@ -55,6 +55,7 @@ mail::DraftOptions draft_options(const config::Config& c) {
   o.loop_id = c.mail.loop_id;
   o.max_media = static_cast<std::size_t>(c.mail.max_media);
   o.max_processing_time = c.mail.max_processing_time;
+  o.strip_quoted = c.threading.strip_quoted;
   // Processor::stop() sets it: a draft in progress gives up at shutdown.
   o.cancel = std::make_shared<std::atomic<bool>>(false);
   return o;

@@ -49,7 +49,7 @@ void add_thread_preview(nlohmann::ordered_json& j, const TicketDraft& d, const s
   j["thread"] = {{"by", thread->by}, {"ticket", ticket}};
   ordered_json reply;
   reply["ticket"] = ticket;
-  reply["message"] = d.message;  // TODO(quote): d.reply_message, the stripped text
+  reply["message"] = d.reply_message;
   reply["attachments"] = ordered_json::array();
   for (const auto& m : d.media) reply["attachments"].push_back(m.ref);
   j["reply"] = std::move(reply);

@@ -214,8 +214,7 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
     const ThreadStep step = co_await choose_thread(record, draft, thread_headers, user);
     if (step.kind == ThreadStep::Kind::Stop) co_return;
     if (step.kind == ThreadStep::Kind::Reply) {
-      // TODO(quote): draft.reply_message (the stripped text) once wt-quote is merged.
-      messenger::NewReply reply{resolve_placeholders(draft.message, att_by_ref), user, attachments};
+      messenger::NewReply reply{resolve_placeholders(draft.reply_message, att_by_ref), user, attachments};
       co_await post_reply(record, draft, step, std::move(reply));
       co_return;
     }
