@@ -3,9 +3,9 @@ the fake Messenger. A customer's reply joins their ticket by In-Reply-To,
 References or the subject tag; a stranger or an unknown ticket gets a new
 one; closed tickets follow threading.closed; a reply is posted once across
 kill -9; a thread imported from Dovecot in one batch stays one ticket."""
-import os, re, smtplib, time, unittest, uuid
+import json, os, re, smtplib, subprocess, time, unittest, uuid
 
-from harness import DovecotTestCase, FakeMessenger, Mailgate, Pki, Workdir, wait_for
+from harness import MAILGATE, DovecotTestCase, FakeMessenger, Mailgate, Pki, Workdir, wait_for
 
 
 def mail(subject, message_id, sender="Jane <jane@example.org>", headers=""):
@@ -75,6 +75,39 @@ class Threading(unittest.TestCase):
         listing = mg.queue("list").stdout
         self.assertRegex(listing, r"reply \S+ on ticket %d \(by references\)" % ticket)
         self.assertRegex(listing, r"reply \S+ on ticket %d \(by subject\)" % ticket)
+
+    def preview(self, mg, raw, config=None):
+        path = os.path.join(self.work.path, "preview.eml")
+        with open(path, "wb") as f:
+            f.write(raw)
+        out = subprocess.run([MAILGATE, "preview", path, "--config", config or mg.config],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)
+
+    def test_preview_shows_the_reply_from_the_spools_index_and_creates_no_spool(self):
+        mg = self.start()
+        ticket = self.first_ticket(mg)
+        self.wait_done(mg, 1)
+        p = self.preview(mg, mail("Re: Printer", "p1@t", headers="References: <root@t>\r\n"))
+        self.assertEqual(p["action"], "reply")
+        self.assertEqual(p["thread"], {"by": "references", "ticket": ticket})
+        self.assertEqual(p["reply"]["ticket"], ticket)
+        self.assertIn("new text of p1@t", p["reply"]["message"])
+        self.assertNotIn("quoted history", p["reply"]["message"])
+        self.assertIsNone(p["ignored"])
+        stranger = self.preview(mg, mail("Re: Printer", "p2@t", sender="mallory@example.org",
+                                         headers="In-Reply-To: <root@t>\r\n"))
+        self.assertIsNone(stranger["thread"])
+        self.assertNotIn("reply", stranger)
+        # A spool directory without a database: nothing is created, only the subject can thread.
+        empty = os.path.join(self.work.path, "no-spool")
+        config = os.path.join(self.work.path, "preview.yaml")
+        with open(mg.config) as src, open(config, "w") as dst:
+            dst.write(src.read().replace("spool_dir: %s" % mg.spool, "spool_dir: %s" % empty))
+        p = self.preview(mg, mail("Re: [#42] Printer", "p3@t", headers="In-Reply-To: <root@t>\r\n"), config)
+        self.assertEqual(p["thread"], {"by": "subject", "ticket": 42})
+        self.assertFalse(os.path.exists(empty))
 
     def test_a_stranger_using_the_tag_and_an_unknown_ticket_get_new_tickets(self):
         mg = self.start()
