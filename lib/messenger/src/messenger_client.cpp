@@ -132,6 +132,8 @@ std::optional<double> percent(std::string_view v) {
   }
 }
 
+constexpr std::uint64_t kLatestUnixSeconds = 1ULL << 40;  // year ~36800
+
 // HTML collapses runs of whitespace, and an API may re-wrap or trim what it
 // keeps: compare messages with every run of ASCII whitespace as one space
 // and none at either end, so a message is recognised in the form the API
@@ -152,9 +154,16 @@ std::string normalized_whitespace(std::string_view text) {
   return out;
 }
 
+// A date in UNIX seconds; nullopt when absent, not a number, or beyond any
+// real date (a double out of range must not reach an integer cast).
 std::optional<std::int64_t> unix_seconds_of(const nlohmann::json& j, const char* key) {
-  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return std::nullopt;
-  return j[key].get<std::int64_t>();
+  if (!j.is_object() || !j.contains(key)) return std::nullopt;
+  const auto& v = j[key];
+  if (v.is_number_integer() && !v.is_number_unsigned()) return v.get<std::int64_t>();
+  if (v.is_number_unsigned() && v.get<std::uint64_t>() <= kLatestUnixSeconds) return v.get<std::int64_t>();
+  if (v.is_number_float() && std::isfinite(v.get<double>()) && std::fabs(v.get<double>()) <= kLatestUnixSeconds)
+    return static_cast<std::int64_t>(v.get<double>());
+  return std::nullopt;
 }
 
 FoundTicket found_ticket_of(const nlohmann::json& item) {

@@ -240,6 +240,40 @@ TEST_F(RepliesTest, TheGatewaysForbiddenOnTheseCallsCostsOneReauthentication) {
   EXPECT_EQ(replies_in_fake().size(), 1u);
 }
 
+TEST_F(RepliesTest, TheFakeRefusesACreatorSentAsText) {
+  auto reply = run(io, client.add_reply(ticket, NewReply{"<p>x</p>", "\"1\"", {}}, kCtx));  // "1", not 1
+  ASSERT_FALSE(reply);
+  EXPECT_EQ(reply.error().status, 400);
+  EXPECT_TRUE(replies_in_fake().empty());
+}
+
+// What e2e tests (harness.py FakeMessenger.set_ticket_status,
+// add_agent_answer) send to the fake-messenger process.
+TEST_F(RepliesTest, TheFakesControlEndpointSetsStatusesAndAddsAgentAnswers) {
+  net::HttpClient http(io.get_executor(), net::TlsSettings{pki().ca, false}, net::HttpLimits{}, false);
+  auto control = [&](std::string body) {
+    net::HttpRequest req;
+    req.method = net::http::verb::post;
+    req.url = "https://localhost:" + std::to_string(fake.port()) + "/_fake/config";
+    req.body = std::move(body);
+    return run(io, http.send(std::move(req)));
+  };
+  const std::string id = id_text(ticket);
+  EXPECT_EQ(control(R"({"ticket_status": {"id": ")" + id + R"(", "status": "closed"}})").status, 200);
+  EXPECT_EQ(fake.tickets()[0].status, "closed");
+  EXPECT_EQ(control(R"({"ticket_status": {"id": )" + id + R"(, "status": "solved"}})").status, 200);  // a number too
+  EXPECT_EQ(fake.tickets()[0].status, "solved");
+  EXPECT_EQ(control(R"({"ticket_status": {"id": "424242", "status": "closed"}})").status, 404);
+  auto answered = control(R"({"agent_answer": {"ticket_id": ")" + id + R"(", "message": "<p>Hi</p>"}})");
+  EXPECT_EQ(answered.status, 200);
+  ASSERT_EQ(replies_in_fake().size(), 1u);
+  EXPECT_EQ(replies_in_fake()[0].type, "answer");
+  EXPECT_EQ(nlohmann::json::parse(answered.body)["answer_id"].dump(), replies_in_fake()[0].id);
+  auto state = fake.state_json();
+  EXPECT_EQ(state["tickets"][0]["status"], "solved");
+  EXPECT_EQ(state["tickets"][0]["replies"][0]["message"], "<p>Hi</p>");
+}
+
 // ---- choose_reply ------------------------------------------------------------------
 
 TEST(ChooseReply, TheSameCustomerTextAndTypeIsOurs) {
