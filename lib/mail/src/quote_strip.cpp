@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "gumbo_arena.hpp"
+
 namespace mailgate::mail {
 namespace {
 
@@ -122,7 +124,7 @@ bool starts_with_match(std::string_view text, const RE2& re) {
   return re.Match(head, 0, head.size(), RE2::ANCHOR_START, nullptr, 0);
 }
 
-// Whether the whole of `text` (its start only) is what `re` matches.
+// Whether all of `text`, a short line, is what `re` matches.
 bool is_whole_match(std::string_view text, const RE2& re) {
   if (text.size() > kLabelPrefixBytes) return false;
   if (text.find(':') == std::string_view::npos && text.find("--") == std::string_view::npos &&
@@ -166,11 +168,17 @@ bool is_quote_element(const GumboElement& el) {
 
 bool is_inline(GumboTag tag) { return std::find(kInlineTags.begin(), kInlineTags.end(), tag) != kInlineTags.end(); }
 
+// How often the tree walk reads the clock (nodes).
+constexpr unsigned kWalkCheckInterval = 1024;
+
 // One pass over the tree, iterative (the depth is the sanitiser's bound,
 // but no recursion on mail). Collects the items and the outermost quote
 // elements as regions.
 class ItemCollector {
  public:
+  explicit ItemCollector(const HtmlBudget& budget) : budget_(budget) {}
+
+  // False when it gave up: over kMaxQuoteStripItems, or `failure` is set.
   bool collect(const GumboNode* body) {
     struct Frame {
       const GumboNode* node;
@@ -187,7 +195,7 @@ class ItemCollector {
         continue;
       }
       const auto* child = static_cast<const GumboNode*>(children.data[f.next_child++]);
-      if (items.size() >= kMaxQuoteStripItems) return false;
+      if (items.size() >= kMaxQuoteStripItems || over_budget()) return false;
       if (child->type == GUMBO_NODE_TEXT || child->type == GUMBO_NODE_CDATA) {
         add_text(child->v.text);
       } else if (child->type == GUMBO_NODE_ELEMENT) {
@@ -208,8 +216,16 @@ class ItemCollector {
 
   std::vector<Item> items;
   std::vector<Region> regions;  // outermost quote elements, in order
+  HtmlFailure failure = HtmlFailure::None;
 
  private:
+  bool over_budget() {
+    if (++visited_ % kWalkCheckInterval != 0) return false;
+    if (budget_.cancel && budget_.cancel->load(std::memory_order_relaxed)) failure = HtmlFailure::Cancelled;
+    else if (detail::Clock::now() > budget_.deadline) failure = HtmlFailure::OverTime;
+    return failure != HtmlFailure::None;
+  }
+
   void enter(const GumboNode* n, bool quote) {
     if (!is_inline(n->v.element.tag)) at_line_start_ = true;
     if (quote && quote_depth_++ == 0) open_region_ = items.size();
@@ -231,6 +247,8 @@ class ItemCollector {
     at_line_start_ = false;
   }
 
+  const HtmlBudget& budget_;
+  unsigned visited_ = 0;
   bool at_line_start_ = true;
   unsigned quote_depth_ = 0;
   std::size_t open_region_ = 0;
@@ -368,15 +386,21 @@ std::string closing_tags(std::string_view kept) {
   return out;
 }
 
-std::string strip_parsed(std::string_view html, const GumboOutput* output) {
+// The stripped text; failure set (and "" returned) when over budget.
+std::string strip_parsed(std::string_view html, const GumboOutput* output, const HtmlBudget& budget,
+                         HtmlFailure& failure) {
   const GumboNode* body = nullptr;
   const GumboVector& top = output->root->v.element.children;
   for (unsigned i = 0; i < top.length; ++i) {
     const auto* n = static_cast<const GumboNode*>(top.data[i]);
     if (n->type == GUMBO_NODE_ELEMENT && n->v.element.tag == GUMBO_TAG_BODY) body = n;
   }
-  ItemCollector collector;
-  if (!body || !collector.collect(body)) return std::string(html);
+  ItemCollector collector(budget);
+  if (!body) return std::string(html);
+  if (!collector.collect(body)) {
+    failure = collector.failure;
+    return failure == HtmlFailure::None ? std::string(html) : std::string();
+  }
   std::vector<Item>& items = collector.items;
   std::vector<Region>& regions = collector.regions;
   unmark_forwards(items, regions);
@@ -394,13 +418,34 @@ std::string strip_parsed(std::string_view html, const GumboOutput* output) {
 
 }  // namespace
 
+SanitizedHtml strip_quoted_html(std::string_view html, const HtmlBudget& budget) {
+  SanitizedHtml result;
+  detail::Arena arena;
+  arena.limit = budget.max_parser_memory;
+  arena.deadline = budget.deadline;
+  arena.cancel = budget.cancel;
+  const GumboOptions options = detail::arena_options(arena);
+  // The input went through the sanitiser's nesting bound already; its tree
+  // is freed with the arena, never node by node.
+  if (const GumboOutput* output = detail::parse_in_arena(arena, options, html.data(), html.size()))
+    result.html = strip_parsed(html, output, budget, result.failure);
+  else
+    result.failure = arena.failure;
+  switch (result.failure) {
+    case HtmlFailure::OverTime: result.error = "stripping the quoted history ran over the processing time budget"; break;
+    case HtmlFailure::OverMemory:
+      result.error = "HTML too complex to strip the quoted history: parsing it needs more than " +
+                     std::to_string(budget.max_parser_memory / (1024 * 1024)) + " MB";
+      break;
+    case HtmlFailure::Cancelled: result.error = "cancelled (shutting down)"; break;
+    case HtmlFailure::None: break;
+  }
+  return result;
+}
+
 std::string strip_quoted_html(std::string_view html) {
-  // No budget of its own: the input is the sanitiser's output, which was
-  // parsed within the mail's memory budget and nesting bound already.
-  GumboOutput* output = gumbo_parse_with_options(&kGumboDefaultOptions, html.data(), html.size());
-  std::string out = strip_parsed(html, output);
-  gumbo_destroy_output(&kGumboDefaultOptions, output);
-  return out;
+  SanitizedHtml r = strip_quoted_html(html, HtmlBudget{});
+  return r.failure == HtmlFailure::None ? std::move(r.html) : std::string(html);
 }
 
 }  // namespace mailgate::mail

@@ -187,12 +187,23 @@ class DraftBuilder {
     // The API needs a message; a scan-to-mail PDF has none of its own.
     if (trim(body).empty()) body = "<p><em>(no message text)</em></p>";
     draft_.message = body + skipped_note();
-    draft_.reply_message = options_.strip_quoted ? strip_quoted_html(body) + skipped_note() : draft_.message;
+    draft_.reply_message = options_.strip_quoted ? reply_body(body) + skipped_note() : draft_.message;
     draft_.ignored = ignore_reason();
     return std::move(draft_);
   }
 
  private:
+  // The body as a reply to a ticket carries it: the quoted history stripped
+  // within the draft's budget. Out of time or cancelled fails the draft as
+  // the sanitiser does; too complex to parse again keeps the whole body.
+  std::string reply_body(const std::string& body) {
+    if (out_of_budget()) return body;
+    SanitizedHtml r = strip_quoted_html(body, budget_);
+    if (r.failure == HtmlFailure::Cancelled) fail(DraftFailure::Cancelled, r.error);
+    else if (r.failure == HtmlFailure::OverTime) fail(DraftFailure::OverBudget, "quote stripping ran over " + time_budget());
+    return r.failure == HtmlFailure::None ? std::move(r.html) : body;
+  }
+
   // ---- sender ---------------------------------------------------------------
   void choose_user() {
     const MimePart& r = msg_.root;

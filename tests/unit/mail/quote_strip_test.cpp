@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -221,6 +223,30 @@ TEST(QuoteStrip, HugeInputIsHandledInOnePass) {
   EXPECT_EQ(strip_text(lines), "<p>New</p>");
 }
 
+TEST(QuoteStrip, BudgetStopsTheParse) {
+  std::string html = "<p>new</p>";
+  for (int i = 0; i < 20'000; ++i) html += "<blockquote type=\"cite\"><p>old</p></blockquote>";
+  HtmlBudget past;
+  past.deadline = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  SanitizedHtml late = strip_quoted_html(html, past);
+  EXPECT_EQ(late.failure, HtmlFailure::OverTime);
+  EXPECT_EQ(late.html, "");
+  EXPECT_NE(late.error, "");
+
+  std::atomic<bool> stop{true};
+  HtmlBudget cancelled;
+  cancelled.cancel = &stop;
+  EXPECT_EQ(strip_quoted_html(html, cancelled).failure, HtmlFailure::Cancelled);
+
+  HtmlBudget small;
+  small.max_parser_memory = 64 * 1024;
+  EXPECT_EQ(strip_quoted_html(html, small).failure, HtmlFailure::OverMemory);
+
+  SanitizedHtml in_budget = strip_quoted_html(html, HtmlBudget{});
+  EXPECT_EQ(in_budget.failure, HtmlFailure::None);
+  EXPECT_EQ(in_budget.html, "<p>new</p>");
+}
+
 // ---- the draft ---------------------------------------------------------------
 
 namespace {
@@ -319,6 +345,17 @@ TEST_P(RepliesCorpus, ReplyMessageMatchesGolden) {
   EXPECT_EQ(actual, read_file(golden)) << "reply_message of " << eml.filename() << " differs from its golden";
   // Stripping never adds text: the reply is at most the whole message.
   EXPECT_LE(r.draft->reply_message.size(), r.draft->message.size());
+}
+
+TEST(DraftReply, ImagesOfTheStrippedQuoteAreStillUploaded) {
+  auto r = build_draft(read_file(kRepliesDir / "outlook-365-divrplyfwdmsg-en.eml"));
+  ASSERT_TRUE(r.draft) << r.error;
+  ASSERT_EQ(r.draft->media.size(), 2u);
+  EXPECT_EQ(r.draft->media[1].name, "logo.png");  // shown only in the quoted part
+  EXPECT_TRUE(r.draft->media[1].inline_image);
+  EXPECT_NE(r.draft->message.find("att:media-2"), std::string::npos);
+  EXPECT_EQ(r.draft->reply_message.find("att:media-2"), std::string::npos);
+  EXPECT_NE(r.draft->reply_message.find("att:media-1"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Corpus, RepliesCorpus, ::testing::ValuesIn(reply_corpus()), [](const auto& info) {

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "mailgate/mail/html.hpp"
+
 namespace mailgate::mail {
 
 // Text runs (and images) the stripper looks at in one message; past this
@@ -25,7 +27,13 @@ inline constexpr std::size_t kMaxQuoteStripItems = 1'000'000;
 // escreveu:", "Il … ha scritto:", "El … va escriure:"). A quote followed by
 // new text (an inline reply) is kept; a forwarded message is not a quote.
 // If nothing visible (no text, no image) would be left, or there is no
-// trailing quote, `html` is returned unchanged. Linear in the input.
+// trailing quote, `html` is returned unchanged. Linear in the input; the
+// parse has no deadline and the sanitiser's memory bound, over which the
+// input is returned unchanged.
 std::string strip_quoted_html(std::string_view html);
+
+// As above within `budget` (the draft's deadline, cancel flag and parser
+// memory): over it, `failure` says why and `html` is "".
+SanitizedHtml strip_quoted_html(std::string_view html, const HtmlBudget& budget);
 
 }  // namespace mailgate::mail
