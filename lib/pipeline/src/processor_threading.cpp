@@ -180,6 +180,15 @@ awaitable<void> Processor::post_reply(const spool::MessageRecord& record, const 
   std::string ticket_id = step.ticket;
   auto r = co_await client_->add_reply(std::move(ticket_id), std::move(reply), ctx, taken);
   if (!r) {
+    // A remembered user an admin deleted: forget it and go again at once,
+    // as the ticket path does (only a user taken from memory is suspected).
+    if (stale_reference(r.error(), /*fresh_user=*/record.user_uuid.empty(), /*all_media_fresh=*/true) == "user") {
+      log::warn("pipeline.stale_reference", {{"spool_id", id}, {"what", "user"}, {"api", r.error().message}});
+      spool_.forget_user(draft.user.address);
+      spool_.forget_references(id, /*user=*/true, /*media=*/false);
+      spool_.defer(id, now_unix(), "add_reply: " + r.error().message);
+      co_return;
+    }
     handle_error(record, r.error(), "add_reply");
     co_return;
   }

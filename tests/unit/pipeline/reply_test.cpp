@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "fake_messenger.hpp"
 
@@ -206,4 +207,27 @@ TEST(Replies, AReplyWaitsForItsQueuedParentWithoutCountingAnAttempt) {
   rig.process(child);
   ASSERT_EQ(rig.fake.tickets().size(), 1u);
   EXPECT_EQ(rig.replies(rig.fake.tickets()[0].id).size(), 1u);
+}
+
+TEST(Replies, ADryRunWritesTheReplyItWouldPost) {
+  const fs::path dir = fs::temp_directory_path() / ("mailgate-reply-dry-run-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  auto spool = spool::Spool::open(dir.string(), {0, 0});
+  auto id = spool->accept("From: jane@example.com\r\nSubject: Re: [#42] Printer\r\nMessage-ID: <d@x>\r\n\r\nhello\r\n",
+                          "smtp")
+                .id;
+  net::asio::io_context io;
+  pipeline::ProcessorSettings p;
+  p.dry_run = true;
+  pipeline::Processor processor(io.get_executor(), *spool, nullptr, p);
+  net::asio::co_spawn(io, processor.process(*spool->get(id)), net::asio::detached);
+  io.run();
+  std::ifstream in(dir / "dry-run" / (id + ".json"));
+  ASSERT_TRUE(in);
+  auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["action"], "reply");
+  EXPECT_EQ(j["thread"], (nlohmann::json{{"by", "subject"}, {"ticket", 42}}));
+  EXPECT_EQ(j["reply"]["ticket"], 42);
+  EXPECT_NE(j["reply"]["message"].get<std::string>().find("hello"), std::string::npos);
+  fs::remove_all(dir);
 }
