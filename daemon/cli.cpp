@@ -12,6 +12,9 @@
 #include "mailgate/mail/text_util.hpp"
 #include "mailgate/mail/ticket_draft.hpp"
 #include "mailgate/routing/router.hpp"
+#include "mailgate/messenger/messenger_client.hpp"
+#include "mailgate/pipeline/threading.hpp"
+#include "mailgate/spool/spool.hpp"
 
 namespace mailgate::cli {
 
@@ -56,6 +59,7 @@ mail::DraftOptions draft_options(const config::Config& c) {
   o.authserv_id = c.senders.authserv_id;
   o.max_media = static_cast<std::size_t>(c.mail.max_media);
   o.max_processing_time = c.mail.max_processing_time;
+  o.strip_quoted = c.threading.strip_quoted;
   // Processor::stop() sets it: a draft in progress gives up at shutdown.
   o.cancel = std::make_shared<std::atomic<bool>>(false);
   return o;
@@ -122,6 +126,22 @@ std::optional<std::string> read_input(const std::string& name) {
   return ss.str();
 }
 
+// The ticket a previewed message would join, read from the spool's thread
+// index read-only (never created: a spool without a database has no index).
+std::optional<mail::ThreadPreview> thread_preview(const config::Config& c, std::string_view raw,
+                                                  const mail::TicketDraft& draft) {
+  if (!c.threading.enabled) return std::nullopt;
+  auto matcher = pipeline::ThreadMatcher::build(c.threading);
+  if (!matcher) return std::nullopt;
+  auto index = spool::ThreadIndexReader::open(c.spool_dir);
+  auto by_message = [&](const std::string& id) { return index ? index->thread_of(id) : std::nullopt; };
+  auto by_ticket = [&](const std::string& id) { return index ? index->thread_of_ticket(id) : std::nullopt; };
+  auto match = pipeline::offline_thread(*matcher, c.threading, pipeline::read_thread_headers(raw), draft.title,
+                                        draft.user.address, by_message, by_ticket);
+  if (!match) return std::nullopt;
+  return mail::ThreadPreview{std::string(pipeline::to_string(match->by)), messenger::id_text(match->ticket_id)};
+}
+
 }  // namespace
 
 int preview(const std::vector<std::string>& in) {
@@ -158,7 +178,9 @@ int preview(const std::vector<std::string>& in) {
     return kExitDataErr;
   }
   auto decision = preview_decision(router->decide(*result.draft, envelope));
-  std::cout << mail::dump_json(mail::preview_json(*result.draft, decision)) << "\n";
+  auto json = mail::preview_json(*result.draft, decision);
+  if (have_config) mail::add_thread_preview(json, *result.draft, thread_preview(cfg, *raw, *result.draft));
+  std::cout << mail::dump_json(json) << "\n";
   return kExitOk;
 }
 

@@ -99,6 +99,12 @@ imap::MailboxSettings mailbox_settings(const config::ImapMailboxConfig& m) {
 
 namespace {
 
+bool threading_changed(const config::ThreadingConfig& a, const config::ThreadingConfig& b) {
+  return a.enabled != b.enabled || a.subject_patterns != b.subject_patterns || a.allow != b.allow ||
+         a.closed != b.closed || a.closed_statuses != b.closed_statuses || a.reopen_status != b.reopen_status ||
+         a.strip_quoted != b.strip_quoted || a.remember != b.remember;
+}
+
 pipeline::ProcessorSettings processor_settings(const config::Config& c) {
   pipeline::ProcessorSettings p;
   p.concurrency = static_cast<std::size_t>(c.queue.concurrency);
@@ -107,6 +113,7 @@ pipeline::ProcessorSettings processor_settings(const config::Config& c) {
   p.dry_run = c.messenger.mode == config::MessengerMode::DryRun;
   p.give_up_after = c.queue.give_up_after;
   p.external_id = c.messenger.external_id;
+  p.threading = c.threading;
   return p;
 }
 
@@ -371,6 +378,7 @@ int serve(const std::vector<std::string>& in) {
     d.live(next.mail.max_media != cfg.mail.max_media, "mail.max_media");
     d.live(next.mail.max_processing_time != cfg.mail.max_processing_time, "mail.max_processing_time");
     d.live(next.ticket_defaults != cfg.ticket_defaults, "tickets.defaults");
+    d.live(threading_changed(next.threading, cfg.threading), "threading");
     net::asio::post(processing_io, [&, settings = processor_settings(next)]() mutable {
       processor.reconfigure(std::move(settings));
     });
@@ -427,6 +435,7 @@ int serve(const std::vector<std::string>& in) {
     heartbeat.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       spool->expire_done(static_cast<std::int64_t>(std::time(nullptr)), cfg.queue.done_retention.count());
+      spool->forget_threads_before(static_cast<std::int64_t>(std::time(nullptr)) - cfg.threading.remember.count());
       beat();
     });
   };

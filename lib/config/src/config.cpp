@@ -2,6 +2,7 @@
 // knows; anything else is an error at the key's own line and column.
 #include "mailgate/config/config.hpp"
 
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -541,6 +542,42 @@ void read_policy(Reader& r, const YAML::Node& n, PolicyConfig& p) {
   p.flood.action = mail_action(r, f, "action", "policy.flood").value_or(p.flood.action);
 }
 
+// design.md "Threading". Subject patterns are compiled here once to refuse
+// what cannot work (RE2 syntax, no capture group for the ticket id); the
+// pipeline compiles them again for use.
+void read_threading(Reader& r, const YAML::Node& n, ThreadingConfig& t) {
+  if (!r.expect_mapping(n, "threading",
+                        {"enabled", "subject_patterns", "allow", "closed", "closed_statuses", "reopen_status",
+                         "strip_quoted", "remember"}))
+    return;
+  r.boolean(n, "enabled", t.enabled);
+  if (n["subject_patterns"]) t.subject_patterns = r.string_list(n, "subject_patterns");
+  for (const auto& pattern : t.subject_patterns) {
+    RE2 re(pattern, RE2::Quiet);
+    if (!re.ok()) r.error(n["subject_patterns"], "threading.subject_patterns: '" + pattern + "': " + re.error());
+    else if (re.NumberOfCapturingGroups() < 1)
+      r.error(n["subject_patterns"], "threading.subject_patterns: '" + pattern +
+                                         "' has no capture group (the first one is the ticket id)");
+  }
+  std::string allow = "creator";
+  r.string(n, "allow", allow, false, "threading");
+  if (allow == "creator") t.allow = ThreadAllow::Creator;
+  else if (allow == "any") t.allow = ThreadAllow::Any;
+  else r.error(n["allow"], "threading.allow must be creator or any");
+  std::string closed = "reopen";
+  r.string(n, "closed", closed, false, "threading");
+  if (closed == "reopen") t.closed = ClosedTicket::Reopen;
+  else if (closed == "new_ticket") t.closed = ClosedTicket::NewTicket;
+  else if (closed == "reply") t.closed = ClosedTicket::Reply;
+  else r.error(n["closed"], "threading.closed must be reopen, new_ticket or reply");
+  if (n["closed_statuses"]) t.closed_statuses = r.string_list(n, "closed_statuses");
+  r.string(n, "reopen_status", t.reopen_status, false, "threading");
+  if (t.reopen_status.empty()) r.error(n["reopen_status"], "threading.reopen_status must not be empty");
+  r.boolean(n, "strip_quoted", t.strip_quoted);
+  r.duration(n, "remember", t.remember);
+  if (t.remember.count() < 1) r.error(n["remember"], "threading.remember must be at least 1s");
+}
+
 Config read_document(Reader& r, const YAML::Node& root, const std::string& file) {
   Config c;
   c.file = file;
@@ -550,7 +587,7 @@ Config read_document(Reader& r, const YAML::Node& root, const std::string& file)
   }
   if (!r.expect_mapping(root, "the configuration",
                         {"spool_dir", "messenger", "smtp", "imap", "mail", "queue", "tickets", "metrics", "log", "routes",
-                         "senders", "policy"}))
+                         "senders", "policy", "threading"}))
     return c;
   r.string(root, "spool_dir", c.spool_dir, false, "the configuration");
   if (YAML::Node m = root["messenger"]) read_messenger(r, m, c.messenger);
@@ -559,6 +596,7 @@ Config read_document(Reader& r, const YAML::Node& root, const std::string& file)
   if (YAML::Node i = root["imap"]; i && !i.IsNull()) read_imap(r, i, c.imap);
   if (YAML::Node m = root["mail"]) read_mail(r, m, c.mail);
   if (YAML::Node q = root["queue"]) read_queue(r, q, c.queue);
+  if (YAML::Node t = root["threading"]) read_threading(r, t, c.threading);
   if (YAML::Node t = root["tickets"]) {
     if (r.expect_mapping(t, "tickets", {"defaults"}) && t["defaults"]) {
       if (!t["defaults"].IsMap()) r.error(t["defaults"], "tickets.defaults must be a mapping of ticket fields");
@@ -717,6 +755,20 @@ std::string show_size(std::uint64_t bytes) {
   return std::to_string(bytes);
 }
 
+void describe_threading(YAML::Emitter& e, const ThreadingConfig& t) {
+  e << YAML::Key << "threading" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "enabled" << YAML::Value << t.enabled;
+  e << YAML::Key << "subject_patterns" << YAML::Value << YAML::Flow << t.subject_patterns;
+  e << YAML::Key << "allow" << YAML::Value << (t.allow == ThreadAllow::Creator ? "creator" : "any");
+  e << YAML::Key << "closed" << YAML::Value
+    << (t.closed == ClosedTicket::Reopen ? "reopen" : t.closed == ClosedTicket::NewTicket ? "new_ticket" : "reply");
+  e << YAML::Key << "closed_statuses" << YAML::Value << YAML::Flow << t.closed_statuses;
+  e << YAML::Key << "reopen_status" << YAML::Value << t.reopen_status;
+  e << YAML::Key << "strip_quoted" << YAML::Value << t.strip_quoted;
+  e << YAML::Key << "remember" << YAML::Value << std::to_string(t.remember.count()) + "s";
+  e << YAML::EndMap;
+}
+
 }  // namespace
 
 std::string describe(const Config& c) {
@@ -795,6 +847,7 @@ std::string describe(const Config& c) {
   e << YAML::Key << "concurrency" << YAML::Value << c.queue.concurrency;
   e << YAML::Key << "give_up_after" << YAML::Value << std::to_string(c.queue.give_up_after.count()) + "s";
   e << YAML::EndMap;
+  describe_threading(e, c.threading);
   e << YAML::Key << "tickets" << YAML::Value << YAML::BeginMap << YAML::Key << "defaults" << YAML::Value
     << c.ticket_defaults.dump() << YAML::EndMap;
   e << YAML::Key << "log" << YAML::Value << YAML::BeginMap << YAML::Key << "format" << YAML::Value

@@ -50,6 +50,28 @@ nlohmann::ordered_json preview_json(const TicketDraft& d, const nlohmann::json& 
   return preview_json(d, decision);
 }
 
+void add_thread_preview(nlohmann::ordered_json& j, const TicketDraft& d, const std::optional<ThreadPreview>& thread) {
+  using nlohmann::ordered_json;
+  if (!thread) {
+    j["thread"] = nullptr;
+    return;
+  }
+  const bool digits = !thread->ticket.empty() && thread->ticket.size() < 19 &&
+                      thread->ticket.find_first_not_of("0123456789") == std::string::npos;
+  const ordered_json ticket = digits ? ordered_json(std::stoll(thread->ticket)) : ordered_json(thread->ticket);
+  j["thread"] = {{"by", thread->by}, {"ticket", ticket}};
+  // A decision that holds or ignores the mail stands; only a ticket becomes
+  // a reply, and only a reply has a "reply" to show.
+  if (j.contains("action") && j["action"] != "ticket") return;
+  j["action"] = "reply";
+  ordered_json reply;
+  reply["ticket"] = ticket;
+  reply["message"] = d.reply_message;
+  reply["attachments"] = ordered_json::array();
+  for (const auto& m : d.media) reply["attachments"].push_back(m.ref);
+  j["reply"] = std::move(reply);
+}
+
 std::string dump_json(const nlohmann::ordered_json& j) {
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }

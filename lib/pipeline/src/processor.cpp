@@ -36,7 +36,9 @@ std::string resolve_placeholders(std::string message, const std::map<std::string
 
 Processor::Processor(net::asio::any_io_executor executor, spool::Spool& spool, messenger::MessengerClient* client,
                      ProcessorSettings settings)
-    : executor_(executor), spool_(spool), client_(client), settings_(std::move(settings)), wake_timer_(executor) {}
+    : executor_(executor), spool_(spool), client_(client), settings_(std::move(settings)), wake_timer_(executor) {
+  rebuild_thread_matcher();
+}
 
 void Processor::wake() { wake_timer_.cancel(); }
 
@@ -109,6 +111,8 @@ awaitable<void> Processor::process_steps(spool::MessageRecord record) {
     spool_.fail(id, e.what());
     co_return;
   }
+  const ThreadHeaders thread_headers = read_thread_headers(raw);
+  if (wait_for_thread_parent(record, thread_headers)) co_return;
   // Off the event loop, within mail.max_processing_time (draft_runner.hpp).
   auto result = co_await build_draft_off_loop(std::move(raw), settings_.draft);
   if (result.failure == mail::DraftFailure::Cancelled) {
@@ -133,24 +137,28 @@ awaitable<void> Processor::process_steps(spool::MessageRecord record) {
     co_return;
   }
   if (settings_.dry_run || !client_) {
-    write_dry_run(record, draft);
+    write_dry_run(record, draft, thread_headers);
     co_return;
   }
-  co_await post_to_api(record, draft);
+  co_await post_to_api(record, draft, thread_headers);
 }
 
-void Processor::write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft) {
+void Processor::write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                              const ThreadHeaders& thread_headers) {
   const std::string path = spool_.dir() + "/dry-run/" + record.id + ".json";
   {
     std::ofstream out(path + ".tmp");
-    out << mail::dump_json(mail::preview_json(draft, settings_.ticket_defaults)) << "\n";
+    auto json = mail::preview_json(draft, settings_.ticket_defaults);
+    if (thread_matcher_) mail::add_thread_preview(json, draft, dry_run_thread(draft, thread_headers));
+    out << mail::dump_json(json) << "\n";
   }
   std::rename((path + ".tmp").c_str(), path.c_str());
   log::info("pipeline.dry_run", {{"spool_id", record.id}, {"file", path}, {"title", draft.title}});
   spool_.finish(record.id, "dry-run: " + path);
 }
 
-awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft) {
+awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                       const ThreadHeaders& thread_headers) {
   const std::string& id = record.id;
   messenger::CallContext ctx{id};
 
@@ -197,7 +205,25 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
     attachments.push_back(uuid_by_ref[m.ref]);
   }
 
-  // 3. The ticket, exactly once (see the header).
+  std::map<std::string, std::string> att_by_ref;  // att:ID takes the id's text: 1234, or a-b without quotes
+  for (const auto& [ref, media_id] : uuid_by_ref) att_by_ref[ref] = messenger::id_text(media_id);
+
+  // 3. A reply joins its ticket instead (threading.hpp); a message whose
+  // ticket POST was sent is past that choice.
+  std::string ticket_note, why_new;
+  if (!record.ticket_post_started) {
+    const ThreadStep step = co_await choose_thread(record, draft, thread_headers, user);
+    if (step.kind == ThreadStep::Kind::Stop) co_return;
+    if (step.kind == ThreadStep::Kind::Reply) {
+      messenger::NewReply reply{resolve_placeholders(draft.reply_message, att_by_ref), user, attachments};
+      co_await post_reply(record, draft, step, std::move(reply));
+      co_return;
+    }
+    ticket_note = step.ticket_note;
+    why_new = step.why_new;
+  }
+
+  // 4. The ticket, exactly once (see the header).
   if (record.ticket_post_started) {
     auto found = co_await find_posted_ticket(record, draft.title, user);
     if (!found) {
@@ -207,7 +233,7 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
     }
     if (found.value()) {
       const messenger::TicketRef& t = *found.value();
-      spool_.set_ticket(id, t.id, t.full_uuid);  // no co_await between the lookup's answer and this commit
+      record_ticket(id, draft, user, t);  // no co_await between the lookup's answer and this commit
       metrics::Registry::global().add("mailgate_tickets_created_total", kTicketsHelp, {});
       log::warn("pipeline.ticket_adopted", {{"spool_id", id}, {"ticket", messenger::id_text(t.id)},
                                             {"full_uuid", t.full_uuid},
@@ -217,9 +243,7 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
     log::warn("pipeline.ticket_reposted",
               {{"spool_id", id}, {"note", "a POST before the restart left no ticket (lookup found none); posting again"}});
   }
-  std::map<std::string, std::string> att_by_ref;  // att:ID takes the id's text: 1234, or a-b without quotes
-  for (const auto& [ref, media_id] : uuid_by_ref) att_by_ref[ref] = messenger::id_text(media_id);
-  messenger::NewTicket ticket{draft.title, resolve_placeholders(draft.message, att_by_ref), user,
+  messenger::NewTicket ticket{draft.title, ticket_note + resolve_placeholders(draft.message, att_by_ref), user,
                               std::move(attachments), settings_.ticket_defaults,
                               settings_.external_id ? id : std::string()};
   spool_.mark_ticket_post_started(id);
@@ -243,7 +267,7 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
     handle_error(record, r.error(), "create_ticket");
     co_return;
   }
-  spool_.set_ticket(id, r.value().id, r.value().full_uuid);  // no co_await between the answer and this commit
+  record_ticket(id, draft, user, r.value(), why_new);  // no co_await between the answer and this commit
   metrics::Registry::global().add("mailgate_tickets_created_total", kTicketsHelp, {});
   log::info("pipeline.ticket_created", {{"spool_id", id}, {"ticket", messenger::id_text(r.value().id)},
                                         {"full_uuid", r.value().full_uuid},
@@ -319,6 +343,7 @@ void Processor::reconfigure(ProcessorSettings settings) {
   settings.dry_run = settings_.dry_run;
   settings.draft.cancel = settings_.draft.cancel;
   settings_ = std::move(settings);
+  rebuild_thread_matcher();
   wake();  // a higher concurrency takes effect now, not at the next poll
 }
 

@@ -63,7 +63,8 @@ struct Spool::Db {
 
   static constexpr const char* kColumns =
       "id, state, source, message_id, size, received_at, next_attempt_at, attempts, last_error, user_uuid, "
-      "ticket_id, ticket_post_started, outcome, ticket_post_started_at, ticket_full_uuid";
+      "ticket_id, ticket_post_started, outcome, ticket_post_started_at, ticket_full_uuid, joined_ticket, thread_by, "
+      "reply_id, reply_post_started_at";
   static MessageRecord row(Stmt& st) {
     MessageRecord r;
     r.id = st.text(0);
@@ -81,6 +82,10 @@ struct Spool::Db {
     r.outcome = st.text(12);
     r.ticket_post_started_at = st.integer(13);
     r.ticket_full_uuid = st.text(14);
+    r.joined_ticket = st.text(15);
+    r.thread_by = st.text(16);
+    r.reply_id = st.text(17);
+    r.reply_post_started_at = st.integer(18);
     return r;
   }
 };

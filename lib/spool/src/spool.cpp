@@ -223,12 +223,15 @@ std::unique_ptr<Spool::Db> Spool::open_db(const std::string& dir) {
   // Rooms that keep their own records (thread index, envelope, …) create
   // their tables in their own source file, called from here.
   // Columns added since the first schema: spools made before get them here.
-  for (const char* column : {"ticket_post_started_at INTEGER DEFAULT 0", "ticket_full_uuid TEXT DEFAULT ''"}) {
+  for (const char* column : {"ticket_post_started_at INTEGER DEFAULT 0", "ticket_full_uuid TEXT DEFAULT ''",
+                             "joined_ticket TEXT DEFAULT ''", "thread_by TEXT DEFAULT ''", "reply_id TEXT DEFAULT ''",
+                             "reply_post_started_at INTEGER DEFAULT 0"}) {
     const std::string name = std::string(column).substr(0, std::string(column).find(' '));
     auto info = db->prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name=?");
     info.bind(1, name);
     if (!info.step()) db->exec(("ALTER TABLE messages ADD COLUMN " + std::string(column)).c_str());
   }
+  create_thread_index(*db);
   return db;
 }
 

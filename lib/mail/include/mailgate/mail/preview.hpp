@@ -29,6 +29,17 @@ nlohmann::ordered_json preview_json(const TicketDraft& draft, const PreviewDecis
 nlohmann::ordered_json preview_json(const TicketDraft& draft,
                                     const nlohmann::json& ticket_defaults = nlohmann::json::object());
 
+// The thread keys of `preview --config` (design.md "Senders and policy"):
+// "thread": {"by", "ticket"} or null, and when it joins, "action": "reply"
+// and "reply": what POST /tickets/ID/replies would carry. `ticket` is the
+// id as text; digits are printed as a JSON number.
+struct ThreadPreview {
+  std::string by;      // "references" or "subject"
+  std::string ticket;  // id text
+};
+void add_thread_preview(nlohmann::ordered_json& preview, const TicketDraft& draft,
+                        const std::optional<ThreadPreview>& thread);
+
 // Pretty-printed, UTF-8 kept as is, invalid bytes replaced (never throws).
 std::string dump_json(const nlohmann::ordered_json& j);
 

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -31,9 +32,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mailgate/config/config.hpp"
+#include "mailgate/mail/preview.hpp"
 #include "mailgate/mail/ticket_draft.hpp"
 #include "mailgate/messenger/messenger_client.hpp"
 #include "mailgate/net/asio.hpp"
+#include "mailgate/pipeline/threading.hpp"
 #include "mailgate/spool/spool.hpp"
 
 namespace mailgate::pipeline {
@@ -50,6 +54,7 @@ struct ProcessorSettings {
   std::chrono::seconds forbidden_pause{300};     // after refused credentials or a 410, no posting for this long
   bool external_id = false;                      // send the spool id as external_id; look tickets up by it
   std::chrono::milliseconds poll_interval{1000}; // other processes (deliver) add mail too
+  config::ThreadingConfig threading;             // replies join their ticket (threading.hpp)
 };
 
 class Processor {
@@ -79,8 +84,10 @@ class Processor {
 
  private:
   net::asio::awaitable<void> process_steps(spool::MessageRecord record);
-  net::asio::awaitable<void> post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft);
-  void write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft);
+  net::asio::awaitable<void> post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                         const ThreadHeaders& thread_headers);
+  void write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                     const ThreadHeaders& thread_headers);
   void handle_error(const spool::MessageRecord& record, const messenger::ApiError& error, std::string_view step);
   static std::optional<std::string> stale_reference(const messenger::ApiError& error, bool fresh_user,
                                                     bool all_media_fresh);
@@ -88,6 +95,41 @@ class Processor {
   // filtered as the header says. nullopt inside the result: nothing to adopt.
   net::asio::awaitable<messenger::Result<std::optional<messenger::TicketRef>>> find_posted_ticket(
       const spool::MessageRecord& record, const std::string& title, const std::string& user);
+
+  // ---- threading (design.md "Threading"; the reply path) ----
+  // Where a message goes after its user and media: a new ticket (with an
+  // optional first paragraph), a reply to `ticket`, or nowhere now (an API
+  // error was handled: deferred or failed).
+  struct ThreadStep {
+    enum class Kind { Ticket, Reply, Stop } kind = Kind::Ticket;
+    std::string ticket;            // Reply: stored form
+    std::string by;                // Reply: "references" or "subject"
+    spool::ThreadEntry creator;    // Reply: the ticket's row for the index
+    std::string ticket_note;       // Ticket: HTML put before the message (a closed ticket's follow-up)
+    std::string why_new;           // Ticket: why a matched thread was not joined, for the outcome
+  };
+  // A message naming a still-queued earlier message waits for its outcome:
+  // postponed (no attempt counted) and true.
+  bool wait_for_thread_parent(const spool::MessageRecord& record, const ThreadHeaders& headers);
+  net::asio::awaitable<ThreadStep> choose_thread(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                                 const ThreadHeaders& headers, const std::string& user);
+  // allow and closed for a matched ticket; GET /tickets/{id}, PUT to reopen.
+  net::asio::awaitable<ThreadStep> check_thread(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                                const std::string& user, ThreadMatch match);
+  // POST /tickets/{id}/replies exactly once (marked before, looked up after a crash).
+  net::asio::awaitable<void> post_reply(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                        const ThreadStep& step, messenger::NewReply reply);
+  void finish_reply(const spool::MessageRecord& record, const mail::TicketDraft& draft, const ThreadStep& step,
+                    const std::string& reply_id, bool adopted);
+  // The index row, then the ticket: a crash between them re-adopts the same ticket.
+  void record_ticket(const std::string& id, const mail::TicketDraft& draft, const std::string& user,
+                     const messenger::TicketRef& ticket, const std::string& why_new = {});
+  void rebuild_thread_matcher();
+  // The reply a dry run would post: matched offline (no API to ask).
+  std::optional<mail::ThreadPreview> dry_run_thread(const mail::TicketDraft& draft, const ThreadHeaders& headers);
+  static ThreadStep new_ticket_step(std::string why_new = {}, std::string note = {});
+  static ThreadStep stop_step();
+  static ThreadStep reply_step(std::string ticket, std::string by, spool::ThreadEntry creator);
 
 
   net::asio::any_io_executor executor_;
@@ -100,6 +142,8 @@ class Processor {
   std::int64_t paused_until_ = 0;
   static constexpr std::int64_t kSpoolErrorRetry = 60;  // seconds after a spool error
   std::mt19937_64 rng_{std::random_device{}()};
+  std::shared_ptr<const ThreadMatcher> thread_matcher_;  // null: threading off (or its patterns refused)
+  static constexpr std::int64_t kThreadWaitRecheck = 1;  // seconds between looks at a queued parent
 };
 
 // Replaces the draft's att:media-N placeholders with the uploaded UUIDs.

@@ -40,7 +40,24 @@ struct MessageRecord {
   bool ticket_post_started = false;  // a POST /tickets was sent and not yet recorded
   std::int64_t ticket_post_started_at = 0;  // UNIX seconds: when the first POST /tickets began (0: never)
   std::string ticket_full_uuid;      // the ticket's reference people see (ticket_id: the API's id, for paths)
-  std::string outcome;               // "ticket 1234", "ignored: …", "failed: …"
+  std::string outcome;               // "ticket 1234", "reply 55 on ticket 7 (by references)", "ignored: …", "failed: …"
+  // Threading (thread_index.cpp). A message that joined a ticket keeps it
+  // here, never in ticket_id: ticket_id means "this message created it".
+  std::string joined_ticket;         // stored form; "" unless it joins (or joined) a ticket as a reply
+  std::string thread_by;             // "references" or "subject" when joined_ticket is set
+  std::string reply_id;              // the reply it posted, stored form
+  std::int64_t reply_post_started_at = 0;  // UNIX seconds: a reply POST was sent (0: never)
+};
+
+// The thread index: a Message-ID that created or joined a ticket → that
+// ticket and its creator. Kept for threading.remember, apart from
+// done_retention (thread_index.cpp).
+struct ThreadEntry {
+  std::string ticket_id;         // stored form
+  std::string ticket_full_uuid;  // "" when unknown
+  std::string creator_address;   // lower-case; "" when unknown
+  std::string creator_user;      // stored form; "" when unknown
+  std::int64_t at = 0;           // UNIX seconds the row was written
 };
 
 struct MediaRecord {
@@ -153,6 +170,36 @@ class Spool {
   // them (and the unanswered-POST flag: the API refused that POST).
   void forget_references(const std::string& id, bool user, bool media);
 
+  // ---- threading (thread_index.cpp) ----
+  // Message-ID (without <>; compared case-insensitively) → its ticket.
+  void remember_thread(const std::string& message_id, const ThreadEntry& entry);
+  std::optional<ThreadEntry> thread_of(const std::string& message_id);
+  // Any index row of this ticket (its creator, for a subject match).
+  std::optional<ThreadEntry> thread_of_ticket(const std::string& ticket_id);
+  // Drops index rows written before `cutoff` (UNIX seconds); returns how many.
+  std::size_t forget_threads_before(std::int64_t cutoff);
+  // The first of `message_ids` that names a message still queued (waiting or
+  // being processed) that arrived before `spool_id`, if any: a reply waits
+  // for it. Failed and done (ignored, too) messages do not block.
+  std::optional<std::string> queued_parent(const std::vector<std::string>& message_ids, const std::string& spool_id);
+  // Not due before `next_attempt_at`, without counting an attempt (waiting
+  // for a parent is not a failure).
+  void postpone(const std::string& id, std::int64_t next_attempt_at, const std::string& why);
+  // The message joins `ticket_id` as a reply: recorded before any call for it.
+  void set_thread(const std::string& id, const std::string& ticket_id, const std::string& by);
+  // It will not join after all (404, closed with new_ticket): back to a ticket.
+  void clear_thread(const std::string& id);
+  // Sets reply_post_started_at (only the first time): a reply POST is about to be sent.
+  void mark_reply_post_started(const std::string& id);
+  // The reply is posted: one transaction records its id, the outcome (→
+  // done/) and the message's index row.
+  void set_reply(const std::string& id, const std::string& reply_id, const std::string& message_id,
+                 const ThreadEntry& entry);
+  // Adds why to a finished message's outcome: "ticket 12 (new ticket: sender not the ticket's creator)".
+  void note_outcome(const std::string& id, const std::string& why);
+  // The message that recorded this reply id, if any.
+  std::optional<std::string> message_with_reply(const std::string& reply_id);
+
   // ---- IMAP ingest: per mailbox, how far it has imported ----
   struct ImapMark {
     std::uint64_t uidvalidity = 0;  // 0: never selected
@@ -205,6 +252,7 @@ class Spool {
     bool settled = false;
   };
   static std::unique_ptr<Db> open_db(const std::string& dir);
+  static void create_thread_index(Db& db);  // thread_index.cpp
   void commit_batch(Db& db, std::vector<PendingCommit>& batch);
   void run_committer();
   void recover();
@@ -215,6 +263,22 @@ class Spool {
   std::unique_ptr<Db> db_;  // used by the caller's thread
   std::mutex committer_start_;
   std::unique_ptr<Committer> committer_;
+};
+
+// A read-only look at a spool's thread index, for `preview`: never creates
+// or changes anything (thread_index.cpp).
+class ThreadIndexReader {
+ public:
+  // Null when `spool_dir` has no spool database (or it cannot be read).
+  static std::unique_ptr<ThreadIndexReader> open(const std::string& spool_dir);
+  ~ThreadIndexReader();
+  std::optional<ThreadEntry> thread_of(const std::string& message_id) const;
+  std::optional<ThreadEntry> thread_of_ticket(const std::string& ticket_id) const;
+
+ private:
+  ThreadIndexReader() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // A new spool id: sortable by time, unique across processes.

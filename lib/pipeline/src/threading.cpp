@@ -1,0 +1,191 @@
+// Threading decisions: reading thread ids from the header, the matching
+// order, the allow rule. See threading.hpp for the promises.
+#include "mailgate/pipeline/threading.hpp"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+namespace mailgate::pipeline {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool starts_with_field(std::string_view line, std::string_view name) {
+  if (line.size() <= name.size() || line[name.size()] != ':') return false;
+  return lower(line.substr(0, name.size())) == name;
+}
+
+// The value of the first field `name` (lower-case) in the header block,
+// continuation lines joined; nullopt when absent.
+std::optional<std::string> header_value(std::string_view head, std::string_view name) {
+  std::size_t pos = 0;
+  while (pos < head.size()) {
+    std::size_t eol = head.find('\n', pos);
+    const std::size_t end = eol == std::string_view::npos ? head.size() : eol;
+    std::string_view line = head.substr(pos, end - pos);
+    if (line.empty() || line == "\r") return std::nullopt;  // end of header
+    if (starts_with_field(line, name)) {
+      std::string value(line.substr(name.size() + 1));
+      std::size_t next = end + 1;
+      while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {
+        const std::size_t e = std::min(head.find('\n', next), head.size());
+        value.append(head.substr(next, e - next));
+        next = e + 1;
+      }
+      return value;
+    }
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
+// Every <id> in a field value, without the brackets; bounded by `room`.
+void collect_ids(std::string_view value, std::vector<std::string>& out, std::size_t& room) {
+  std::size_t pos = 0;
+  while (room > 0) {
+    const std::size_t open = value.find('<', pos);
+    if (open == std::string_view::npos) return;
+    const std::size_t close = value.find('>', open + 1);
+    if (close == std::string_view::npos) return;
+    std::string id;
+    for (char c : value.substr(open + 1, close - open - 1))
+      if (!std::isspace(static_cast<unsigned char>(c))) id.push_back(c);
+    if (!id.empty() && id.size() <= kMaxMessageIdLength) {
+      out.push_back(std::move(id));
+      --room;
+    }
+    pos = close + 1;
+  }
+}
+
+}  // namespace
+
+ThreadHeaders read_thread_headers(std::string_view raw) {
+  const std::string_view head = raw.substr(0, std::min(raw.size(), kMaxThreadHeaderBytes));
+  ThreadHeaders out;
+  std::size_t room = kMaxThreadIds;
+  if (auto v = header_value(head, "in-reply-to")) collect_ids(*v, out.in_reply_to, room);
+  // References newest last: when there are too many, keep the newest.
+  if (auto v = header_value(head, "references")) {
+    std::size_t all = SIZE_MAX;
+    std::vector<std::string> refs;
+    collect_ids(*v, refs, all);
+    const std::size_t keep = std::min(refs.size(), room);
+    out.references.assign(std::make_move_iterator(refs.end() - static_cast<std::ptrdiff_t>(keep)),
+                          std::make_move_iterator(refs.end()));
+  }
+  return out;
+}
+
+std::vector<std::string> thread_candidates(const ThreadHeaders& headers) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  auto add = [&](const std::string& id) {
+    if (seen.insert(lower(id)).second) out.push_back(id);
+  };
+  for (const auto& id : headers.in_reply_to) add(id);
+  for (auto it = headers.references.rbegin(); it != headers.references.rend(); ++it) add(*it);
+  return out;
+}
+
+std::string_view to_string(ThreadBy by) { return by == ThreadBy::Subject ? "subject" : "references"; }
+
+struct ThreadMatcher::Impl {
+  std::vector<std::unique_ptr<RE2>> patterns;
+};
+
+ThreadMatcher::~ThreadMatcher() = default;
+
+std::unique_ptr<ThreadMatcher> ThreadMatcher::build(const config::ThreadingConfig& config, std::string* error) {
+  std::unique_ptr<ThreadMatcher> m(new ThreadMatcher());
+  m->impl_ = std::make_unique<Impl>();
+  for (const auto& pattern : config.subject_patterns) {
+    auto re = std::make_unique<RE2>(pattern, RE2::Quiet);
+    std::string why;
+    if (!re->ok()) why = re->error();
+    else if (re->NumberOfCapturingGroups() < 1) why = "no capture group (the first one is the ticket id)";
+    if (!why.empty()) {
+      if (error) *error = "threading.subject_patterns: '" + pattern + "': " + why;
+      return nullptr;
+    }
+    m->impl_->patterns.push_back(std::move(re));
+  }
+  return m;
+}
+
+std::optional<std::string> ThreadMatcher::ticket_in_subject(std::string_view subject) const {
+  const re2::StringPiece text(subject.data(), std::min(subject.size(), kMaxSubjectScan));
+  for (const auto& re : impl_->patterns) {
+    re2::StringPiece group;
+    if (!RE2::PartialMatch(text, *re, &group)) continue;
+    if (group.empty() || group.size() > kMaxTicketIdLength) continue;
+    return std::string(group.data(), group.size());
+  }
+  return std::nullopt;
+}
+
+std::optional<ThreadMatch> ThreadMatcher::match(const ThreadHeaders& headers, std::string_view subject,
+                                                const IndexLookup& lookup) const {
+  for (const auto& id : thread_candidates(headers))
+    if (auto entry = lookup(id)) return ThreadMatch{entry->ticket_id, ThreadBy::References, std::move(entry)};
+  if (auto ticket = ticket_in_subject(subject)) return ThreadMatch{*ticket, ThreadBy::Subject, std::nullopt};
+  return std::nullopt;
+}
+
+std::string_view to_string(JoinVerdict v) {
+  switch (v) {
+    case JoinVerdict::Join: return "join";
+    case JoinVerdict::NotCreator: return "sender not the ticket's creator";
+    case JoinVerdict::CreatorUnknown: return "the ticket's creator cannot be told";
+  }
+  return "join";
+}
+
+JoinVerdict may_join(config::ThreadAllow allow, std::string_view sender_address, std::string_view sender_user,
+                     std::string_view creator_address, std::string_view creator_user) {
+  if (allow == config::ThreadAllow::Any) return JoinVerdict::Join;
+  if (!creator_address.empty() && !sender_address.empty())
+    return lower(creator_address) == lower(sender_address) ? JoinVerdict::Join : JoinVerdict::NotCreator;
+  if (!creator_user.empty() && !sender_user.empty())
+    return creator_user == sender_user ? JoinVerdict::Join : JoinVerdict::NotCreator;
+  return JoinVerdict::CreatorUnknown;
+}
+
+std::optional<ThreadMatch> offline_thread(const ThreadMatcher& matcher, const config::ThreadingConfig& config,
+                                          const ThreadHeaders& headers, std::string_view subject,
+                                          std::string_view sender_address, const ThreadMatcher::IndexLookup& by_message,
+                                          const ThreadMatcher::IndexLookup& by_ticket) {
+  auto match = matcher.match(headers, subject, by_message);
+  if (!match) return std::nullopt;
+  if (!match->entry) match->entry = by_ticket(match->ticket_id);
+  if (!match->entry) return match;
+  if (may_join(config.allow, sender_address, "", match->entry->creator_address, "") != JoinVerdict::Join)
+    return std::nullopt;
+  return match;
+}
+
+bool is_closed(std::string_view status, const std::vector<std::string>& closed_statuses) {
+  const std::string s = lower(status);
+  return std::any_of(closed_statuses.begin(), closed_statuses.end(), [&](const std::string& c) { return lower(c) == s; });
+}
+
+std::string follow_up_note(std::string_view closed_ticket_reference) {
+  std::string escaped;  // the API's text goes into HTML
+  for (char c : closed_ticket_reference.substr(0, kMaxTicketIdLength)) {
+    if (c == '&') escaped += "&amp;";
+    else if (c == '<') escaped += "&lt;";
+    else if (c == '>') escaped += "&gt;";
+    else if (c == '"') escaped += "&quot;";
+    else escaped.push_back(c);
+  }
+  return "<p>Follow-up to closed ticket #" + escaped + "</p>";
+}
+
+}  // namespace mailgate::pipeline
