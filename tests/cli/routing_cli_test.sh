@@ -113,7 +113,7 @@ if preview "null MAIL FROM over SMTP" thunderbird-plain.eml --source smtp --send
   expect_json "null sender over SMTP is a bounce" "$tmp/out" 'j["action"] == "ignore" and j["reason"] == "bounce (null sender, MAIL FROM:<>)"'
 fi
 if preview "preview keys in design.md's order" thunderbird-plain.eml; then
-  expect_json "keys in order" "$tmp/out" 'list(j) == ["user", "media", "ticket", "skipped", "ignored", "action", "route", "reason"]'
+  expect_json "keys in order" "$tmp/out" 'list(j) == ["user", "media", "ticket", "skipped", "ignored", "action", "route", "reason", "thread"] and j["thread"] is None'
 fi
 
 echo "cli routing: $passed passed, $failed failed"
