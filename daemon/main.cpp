@@ -18,10 +18,12 @@ Commands:
                                the TLS files and the spool directory (a line each)
   preview FILE.eml [--config FILE]
                                show, as JSON, the ticket a message would become
-  deliver --config FILE [--recipient ADDR]
+  deliver --config FILE [--sender ADDR] [--recipient ADDR]...
                                spool one message from stdin (MTA pipe transport)
-  queue list|show ID|retry ID|drop ID --config FILE
-                               inspect and manage the spool
+  queue list [--held|--ignored|--failed|--queued|--done] [--json] --config FILE
+  queue show|retry|release|drop ID --config FILE
+                               inspect and manage the spool: retry failed or
+                               ignored mail, release held mail
 
 Options:
   --help      show this help
