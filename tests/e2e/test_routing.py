@@ -190,7 +190,7 @@ class QueueCommands(MailgateCase):
         self.assertEqual(list(m.keys()), JSON_KEYS)
         self.assertEqual(m["state"], "done")
         self.assertRegex(m["received"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-        self.assertEqual(m["source"], "smtp")
+        self.assertEqual(m["source"], self.protocol)
         self.assertEqual(m["mail_from"], "", "the null sender <>")
         self.assertEqual(m["recipients"], ["support@example.com"])
         self.assertEqual(m["from"], "jane-%s@customer.example" % tag)
