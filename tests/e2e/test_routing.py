@@ -3,7 +3,7 @@ each message, routes choosing ticket fields by recipient, policy holding or
 ignoring mail, the flood limit, and the operator's `queue` commands
 (list --held/--ignored/--json, release, retry) — over SMTP and LMTP, against
 the fake Messenger."""
-import json, os, smtplib, subprocess, unittest, urllib.request, uuid
+import json, os, re, signal, smtplib, subprocess, unittest, urllib.request, uuid
 
 from harness import MAILGATE, FakeMessenger, Mailgate, Pki, Workdir, free_port, wait_for
 
@@ -177,6 +177,47 @@ class RoutingOverSmtp(MailgateCase):
 
 class RoutingOverLmtp(RoutingOverSmtp):
     protocol = "lmtp"
+
+
+BAD_ROUTE_YAML = """routes:
+  - name: broken
+    match:
+      subject: "(unclosed"
+    action: hold
+"""
+
+
+class RoutesTheRouterRefuses(unittest.TestCase):
+    """A pattern RE2 refuses: serve does not start (78, FILE:LINE:COL); a
+    reload to it keeps the running routes."""
+
+    def setUp(self):
+        self.work = Workdir()
+        self.addCleanup(self.work.cleanup)
+
+    def test_serve_refuses_to_start(self):
+        m = Mailgate(self.work.path, extra_yaml=BAD_ROUTE_YAML)
+        r = subprocess.run([MAILGATE, "serve", "--config", m.config], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertRegex(r.stderr, re.escape(m.config) + r":\d+:\d+: ")
+
+    def test_a_reload_to_a_bad_pattern_keeps_the_running_routes(self):
+        pki = Pki(self.work.path)
+        fake = FakeMessenger(pki)
+        self.addCleanup(fake.stop)
+        m = Mailgate(self.work.path, fake, pki, extra_yaml=ROUTES_YAML).start()
+        self.addCleanup(m.stop)
+        with open(m.config) as f:
+            good = f.read()
+        with open(m.config, "w") as f:
+            f.write(good.replace(ROUTES_YAML, BAD_ROUTE_YAML))
+        m.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "serve.reload_failed" in m.log_text(), 30, what="serve.reload_failed")
+        with smtplib.SMTP("127.0.0.1", m.port, timeout=30) as s:
+            s.sendmail("a@sender.example", ["billing@help.example.com"], mail("ann@customer.example", "after reload"))
+        [ticket] = wait_for(lambda: [t for t in fake.state()["tickets"] if t["title"] == "after reload"], 60,
+                            what="the ticket")
+        self.assertEqual(ticket["queue"], 3, "the old routes still apply")
 
 
 class QueueCommands(MailgateCase):
