@@ -5,7 +5,7 @@ ignoring mail, the flood limit, and the operator's `queue` commands
 the fake Messenger."""
 import json, os, re, signal, smtplib, subprocess, unittest, urllib.request, uuid
 
-from harness import MAILGATE, FakeMessenger, Mailgate, Pki, Workdir, free_port, wait_for
+from harness import MAILGATE, DovecotTestCase, FakeMessenger, Mailgate, Pki, Workdir, free_port, wait_for
 
 ROUTES_YAML = """routes:
   - name: billing
@@ -177,6 +177,31 @@ class RoutingOverSmtp(MailgateCase):
 
 class RoutingOverLmtp(RoutingOverSmtp):
     protocol = "lmtp"
+
+
+class RoutingOverImap(DovecotTestCase):
+    """IMAP has no envelope: the recipients come from Delivered-To (else
+    X-Original-To, else To and Cc), and routes match them."""
+    DOVECOT_USERS = ("routed",)
+
+    def test_delivered_to_routes_imported_mail(self):
+        pw = os.path.join(self.dir, "pw-routed")
+        with open(pw, "w") as f:
+            f.write("secret-routed\n")
+        m = Mailgate(self.dir, self.fake, self.pki, extra_yaml=ROUTES_YAML,
+                     imap_yaml=self.dovecot.imap_yaml(name="routed", user="routed@example.com", password_file=pw))
+        self.dovecot.append(b"Delivered-To: billing@help.example.com\r\n" +
+                            mail("ann@customer.example", "imap invoice", to="support@example.com"),
+                            user="routed@example.com")
+        m.start()
+        self.addCleanup(m.stop)
+        [ticket] = wait_for(lambda: [t for t in self.fake.state()["tickets"] if t["title"] == "imap invoice"], 60,
+                            what="the imported mail's ticket")
+        self.assertEqual(ticket["queue"], 3, "routed by Delivered-To, not by To")
+        [listed] = json.loads(m.queue("list", "--json", "--done").stdout)
+        self.assertEqual(listed["source"], "imap:routed")
+        self.assertIsNone(listed["mail_from"], "IMAP has no MAIL FROM")
+        self.assertEqual(listed["recipients"], ["billing@help.example.com"])
 
 
 BAD_ROUTE_YAML = """routes:
