@@ -184,6 +184,9 @@ class RoutingOverImap(DovecotTestCase):
     X-Original-To, else To and Cc), and routes match them."""
     DOVECOT_USERS = ("routed",)
 
+    def tearDown(self):
+        self.fake.stop()
+
     def test_delivered_to_routes_imported_mail(self):
         pw = os.path.join(self.dir, "pw-routed")
         with open(pw, "w") as f:
