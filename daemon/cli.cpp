@@ -9,7 +9,9 @@
 
 #include "mailgate/config/config.hpp"
 #include "mailgate/mail/preview.hpp"
+#include "mailgate/mail/text_util.hpp"
 #include "mailgate/mail/ticket_draft.hpp"
+#include "mailgate/routing/router.hpp"
 
 namespace mailgate::cli {
 
@@ -50,6 +52,8 @@ mail::DraftOptions draft_options(const config::Config& c) {
                                                            : mail::SenderPreference::From;
   o.max_media_bytes = c.mail.max_attachment_size;
   o.loop_id = c.mail.loop_id;
+  o.trusted_lists = c.senders.trusted_lists;
+  o.authserv_id = c.senders.authserv_id;
   o.max_media = static_cast<std::size_t>(c.mail.max_media);
   o.max_processing_time = c.mail.max_processing_time;
   // Processor::stop() sets it: a draft in progress gives up at shutdown.
@@ -68,9 +72,13 @@ int check_config(const std::vector<std::string>& in) {
     return kExitUsage;
   }
   auto result = config::load_config_file(file);
+  std::vector<std::string> errors;
+  for (const auto& e : result.errors) errors.push_back(e.to_string());
+  // Route patterns only RE2 can judge; they come as FILE:LINE:COL lines too.
+  if (result.config && !routing::Router::build(*result.config, &errors)) result.config.reset();
   if (!result.config) {
-    print_errors(result.errors);
-    std::cerr << file << ": " << result.errors.size() << " error" << (result.errors.size() == 1 ? "" : "s")
+    for (const auto& e : errors) std::cerr << e << "\n";
+    std::cerr << file << ": " << errors.size() << " error" << (errors.size() == 1 ? "" : "s")
               << "; mailgate would not start\n";
     return kExitConfig;
   }
@@ -80,43 +88,77 @@ int check_config(const std::vector<std::string>& in) {
   return kExitOk;
 }
 
+namespace {
+
+// --recipient ADDR (repeatable), --sender ADDR, --source NAME: the envelope
+// preview stands in for (design.md "Envelope").
+routing::Envelope envelope_options(std::vector<std::string>& args) {
+  routing::Envelope envelope;
+  std::string value;
+  while (take_option(args, "--recipient", value)) envelope.recipients.push_back(mail::ascii_lower(value));
+  take_option(args, "--sender", envelope.mail_from);
+  take_option(args, "--source", envelope.source);
+  return envelope;
+}
+
+mail::PreviewDecision preview_decision(const routing::Decision& d) {
+  mail::PreviewDecision p;
+  p.action = std::string(routing::to_string(d.action));
+  p.route = d.route;
+  if (!d.reason.empty()) p.reason = d.reason;
+  p.ticket_fields = d.ticket_fields;
+  return p;
+}
+
+std::optional<std::string> read_input(const std::string& name) {
+  std::stringstream ss;
+  if (name == "-") {
+    ss << std::cin.rdbuf();
+    return ss.str();
+  }
+  std::ifstream f(name, std::ios::binary);
+  if (!f) return std::nullopt;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
 int preview(const std::vector<std::string>& in) {
   std::vector<std::string> args = in;
   std::string config_file;
   bool have_config = take_option(args, "--config", config_file);
+  routing::Envelope envelope = envelope_options(args);
   if (args.size() != 1) {
-    std::cerr << "usage: mailgate preview FILE.eml [--config FILE]\n";
+    std::cerr << "usage: mailgate preview FILE.eml [--config FILE] [--recipient ADDR]... [--sender ADDR] [--source NAME]\n";
     return kExitUsage;
   }
+  config::Config cfg;  // without --config: the defaults (design.md)
   mail::DraftOptions options;
-  nlohmann::json defaults = nlohmann::json::object();
   if (have_config) {
-    auto cfg = load_config_or_report(config_file);
-    if (!cfg) return kExitConfig;
-    options = draft_options(*cfg);
-    defaults = cfg->ticket_defaults;
+    auto loaded = load_config_or_report(config_file);
+    if (!loaded) return kExitConfig;
+    cfg = std::move(*loaded);
+    options = draft_options(cfg);
   }
-  std::string raw;
-  if (args[0] == "-") {
-    std::stringstream ss;
-    ss << std::cin.rdbuf();
-    raw = ss.str();
-  } else {
-    std::ifstream f(args[0], std::ios::binary);
-    if (!f) {
-      std::cerr << "mailgate preview: cannot read " << args[0] << "\n";
-      return kExitDataErr;
-    }
-    std::stringstream ss;
-    ss << f.rdbuf();
-    raw = ss.str();
+  std::vector<std::string> route_errors;
+  auto router = routing::Router::build(cfg, &route_errors);
+  if (!router) {
+    for (const auto& e : route_errors) std::cerr << e << "\n";
+    return kExitConfig;
   }
-  auto result = mail::build_draft(raw, options);
+  auto raw = read_input(args[0]);
+  if (!raw) {
+    std::cerr << "mailgate preview: cannot read " << args[0] << "\n";
+    return kExitDataErr;
+  }
+  auto result = mail::build_draft(*raw, options);
   if (!result.draft) {
     std::cerr << "mailgate preview: " << args[0] << ": " << result.error << "\n";
     return kExitDataErr;
   }
-  std::cout << mail::dump_json(mail::preview_json(*result.draft, defaults)) << "\n";
+  auto decision = preview_decision(router->decide(*result.draft, envelope));
+  std::cout << mail::dump_json(mail::preview_json(*result.draft, decision)) << "\n";
   return kExitOk;
 }
 

@@ -16,14 +16,13 @@ Commands:
   check-config --connect --config FILE
                                also try the API key, each IMAP login and folder,
                                the TLS files and the spool directory (a line each)
-  preview FILE.eml [--config FILE]
+  preview FILE.eml [--config FILE] [--recipient ADDR]... [--sender ADDR] [--source NAME]
                                show, as JSON, the ticket a message would become
-  deliver --config FILE [--sender ADDR] [--recipient ADDR]...
+                               and what routes and policy decide
+  deliver --config FILE [--recipient ADDR]
                                spool one message from stdin (MTA pipe transport)
-  queue list [--held|--ignored|--failed|--queued|--done] [--json] --config FILE
-  queue show|retry|release|drop ID --config FILE
-                               inspect and manage the spool: retry failed or
-                               ignored mail, release held mail
+  queue list|show ID|retry ID|drop ID --config FILE
+                               inspect and manage the spool
 
 Options:
   --help      show this help

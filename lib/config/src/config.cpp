@@ -414,6 +414,133 @@ void read_queue(Reader& r, const YAML::Node& n, QueueConfig& q) {
   r.duration(n, "give_up_after", q.give_up_after);
 }
 
+// ---- routes, senders and policy (design.md "A support mailbox") ----------
+
+constexpr const char* kReservedTicketFields[] = {"title", "message", "creator", "attachments", "external_id"};
+
+Position position_of(const YAML::Node& n) {
+  YAML::Mark m = n.Mark();
+  return {m.line < 0 ? 0 : m.line + 1, m.column < 0 ? 0 : m.column + 1};
+}
+
+std::optional<MailAction> mail_action(Reader& r, const YAML::Node& map, const char* key, const std::string& where) {
+  YAML::Node n = map[key];
+  if (!n) return std::nullopt;
+  std::string v = n.IsScalar() ? n.Scalar() : "";
+  if (v == "ticket") return MailAction::Ticket;
+  if (v == "ignore") return MailAction::Ignore;
+  if (v == "hold") return MailAction::Hold;
+  r.error(n, where + "." + key + " must be ticket, ignore or hold");
+  return std::nullopt;
+}
+
+// "user@domain" or "@domain", lower-case, as in smtp.accept.
+std::vector<std::string> address_patterns(Reader& r, const YAML::Node& map, const char* key, const std::string& where) {
+  std::vector<std::string> out;
+  for (auto& a : r.string_list(map, key)) {
+    std::string v = lower(trimmed(a));
+    if (v.find('@') == std::string::npos || v.back() == '@')
+      r.error(map[key], where + "." + key + " entry '" + a + "' must be user@domain or @domain");
+    else
+      out.push_back(v);
+  }
+  return out;
+}
+
+void read_route_match(Reader& r, const YAML::Node& n, RouteMatch& m, const std::string& where,
+                      const std::vector<ImapMailboxConfig>& imap) {
+  if (!r.expect_mapping(n, where, {"recipient", "from", "subject", "header", "source"})) return;
+  m.recipient = address_patterns(r, n, "recipient", where);
+  m.from = address_patterns(r, n, "from", where);
+  if (YAML::Node s = n["subject"]) {
+    if (!s.IsScalar()) r.error(s, where + ".subject must be a regular expression (a string)");
+    else {
+      m.subject = s.Scalar();
+      m.subject_at = position_of(s);
+    }
+  }
+  if (YAML::Node h = n["header"]) {
+    if (!h.IsMap()) {
+      r.error(h, where + ".header must map header names to regular expressions");
+      return;
+    }
+    for (const auto& kv : h) {
+      if (!kv.second.IsScalar()) {
+        r.error(kv.second, where + ".header." + kv.first.Scalar() + " must be a regular expression (a string)");
+        continue;
+      }
+      m.header.emplace_back(kv.first.Scalar(), kv.second.Scalar());
+      m.header_at.push_back(position_of(kv.second));
+    }
+  }
+  for (auto& source : r.string_list(n, "source")) {
+    bool known = source == "smtp" || source == "lmtp" || source == "deliver";
+    if (source.rfind("imap:", 0) == 0)
+      known = std::any_of(imap.begin(), imap.end(), [&](const auto& box) { return "imap:" + box.name == source; });
+    if (!known) r.error(n["source"], where + ".source '" + source + "' must be smtp, lmtp, deliver or imap:NAME of a configured mailbox");
+    m.source.push_back(source);
+  }
+}
+
+void read_routes(Reader& r, const YAML::Node& n, std::vector<Route>& routes, const std::vector<ImapMailboxConfig>& imap) {
+  if (!n.IsSequence()) {
+    r.error(n, "routes must be a list of routes");
+    return;
+  }
+  std::set<std::string> names;
+  for (const auto& item : n) {
+    if (!r.expect_mapping(item, "a route", {"name", "match", "action", "ticket"})) continue;
+    Route route;
+    route.at = position_of(item);
+    r.string(item, "name", route.name, true, "a route");
+    if (!route.name.empty() && !names.insert(route.name).second) r.error(item["name"], "duplicate route name '" + route.name + "'");
+    const std::string where = "route '" + route.name + "'";
+    if (YAML::Node m = item["match"]) read_route_match(r, m, route.match, where + " match", imap);
+    route.action = mail_action(r, item, "action", where).value_or(MailAction::Ticket);
+    if (YAML::Node t = item["ticket"]) {
+      if (!t.IsMap()) r.error(t, where + ".ticket must be a mapping of ticket fields");
+      else route.ticket = yaml_to_json(t);
+      for (const char* reserved : kReservedTicketFields)
+        if (route.ticket.contains(reserved))
+          r.error(t, where + ".ticket cannot set '" + reserved + "' (mailgate fills it from the mail)");
+    }
+    routes.push_back(std::move(route));
+  }
+}
+
+void read_senders(Reader& r, const YAML::Node& n, SendersConfig& s) {
+  if (!r.expect_mapping(n, "senders", {"trusted_lists", "authserv_id", "unauthenticated"})) return;
+  for (auto& list : r.string_list(n, "trusted_lists")) {
+    std::string id = lower(trimmed(list));
+    if (id.size() >= 2 && id.front() == '<' && id.back() == '>') id = id.substr(1, id.size() - 2);
+    if (id.empty()) r.error(n["trusted_lists"], "senders.trusted_lists entries must be List-Id values like support.example.com");
+    else s.trusted_lists.push_back(id);
+  }
+  r.string(n, "authserv_id", s.authserv_id, false, "senders");
+  s.authserv_id = lower(trimmed(s.authserv_id));
+  std::string unauthenticated = "accept";
+  r.string(n, "unauthenticated", unauthenticated, false, "senders");
+  if (unauthenticated == "hold") s.unauthenticated = Unauthenticated::Hold;
+  else if (unauthenticated != "accept") r.error(n["unauthenticated"], "senders.unauthenticated must be accept or hold");
+  if (s.unauthenticated == Unauthenticated::Hold && s.authserv_id.empty())
+    r.error(n["unauthenticated"], "senders.unauthenticated: hold needs senders.authserv_id (without it no Authentication-Results header is trusted)");
+}
+
+void read_policy(Reader& r, const YAML::Node& n, PolicyConfig& p) {
+  if (!r.expect_mapping(n, "policy", {"auto_reply", "bounce", "bulk", "own_address", "flood", "ignored_retention"})) return;
+  p.auto_reply = mail_action(r, n, "auto_reply", "policy").value_or(p.auto_reply);
+  p.bounce = mail_action(r, n, "bounce", "policy").value_or(p.bounce);
+  p.bulk = mail_action(r, n, "bulk", "policy").value_or(p.bulk);
+  p.own_address = mail_action(r, n, "own_address", "policy").value_or(p.own_address);
+  r.duration(n, "ignored_retention", p.ignored_retention);
+  YAML::Node f = n["flood"];
+  if (!f || !r.expect_mapping(f, "policy.flood", {"max", "per", "action"})) return;
+  r.integer(f, "max", p.flood.max, 0, 1000000);
+  r.duration(f, "per", p.flood.per);
+  if (p.flood.per.count() < 1) r.error(f["per"], "policy.flood.per must be at least 1s");
+  p.flood.action = mail_action(r, f, "action", "policy.flood").value_or(p.flood.action);
+}
+
 Config read_document(Reader& r, const YAML::Node& root, const std::string& file) {
   Config c;
   c.file = file;
@@ -422,7 +549,8 @@ Config read_document(Reader& r, const YAML::Node& root, const std::string& file)
     return c;
   }
   if (!r.expect_mapping(root, "the configuration",
-                        {"spool_dir", "messenger", "smtp", "imap", "mail", "queue", "tickets", "metrics", "log"}))
+                        {"spool_dir", "messenger", "smtp", "imap", "mail", "queue", "tickets", "metrics", "log", "routes",
+                         "senders", "policy"}))
     return c;
   r.string(root, "spool_dir", c.spool_dir, false, "the configuration");
   if (YAML::Node m = root["messenger"]) read_messenger(r, m, c.messenger);
@@ -435,7 +563,7 @@ Config read_document(Reader& r, const YAML::Node& root, const std::string& file)
     if (r.expect_mapping(t, "tickets", {"defaults"}) && t["defaults"]) {
       if (!t["defaults"].IsMap()) r.error(t["defaults"], "tickets.defaults must be a mapping of ticket fields");
       else c.ticket_defaults = yaml_to_json(t["defaults"]);
-      for (const char* reserved : {"title", "message", "creator", "attachments", "external_id"})
+      for (const char* reserved : kReservedTicketFields)
         if (c.ticket_defaults.contains(reserved))
           r.error(t["defaults"], std::string("tickets.defaults cannot set '") + reserved + "' (mailgate fills it from the mail)");
     }
@@ -455,6 +583,9 @@ Config read_document(Reader& r, const YAML::Node& root, const std::string& file)
       else r.error(l["format"], "log.format must be text or json");
     }
   }
+  if (YAML::Node n = root["routes"]; n && !n.IsNull()) read_routes(r, n, c.routes, c.imap);
+  if (YAML::Node n = root["senders"]) read_senders(r, n, c.senders);
+  if (YAML::Node n = root["policy"]) read_policy(r, n, c.policy);
   if (!c.smtp && c.imap.empty())
     r.error(root, "nothing to receive mail with: configure 'smtp', 'imap', or both (mailgate deliver works either way)");
   return c;
@@ -535,6 +666,51 @@ std::string show_key(const std::string& key) {
 std::string show_listen(const ListenAddress& a) {
   return (a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
 }
+std::string show_action(MailAction a) {
+  return a == MailAction::Ticket ? "ticket" : a == MailAction::Ignore ? "ignore" : "hold";
+}
+std::string show_seconds(std::chrono::seconds s) { return std::to_string(s.count()) + "s"; }
+
+// routes (in order: the first match wins), senders and policy.
+void describe_routing(YAML::Emitter& e, const Config& c) {
+  e << YAML::Key << "routes" << YAML::Value << YAML::BeginSeq;
+  for (const auto& route : c.routes) {
+    const RouteMatch& m = route.match;
+    e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << route.name;
+    e << YAML::Key << "match" << YAML::Value << YAML::BeginMap;
+    if (!m.recipient.empty()) e << YAML::Key << "recipient" << YAML::Value << YAML::Flow << m.recipient;
+    if (!m.from.empty()) e << YAML::Key << "from" << YAML::Value << YAML::Flow << m.from;
+    if (m.subject) e << YAML::Key << "subject" << YAML::Value << YAML::SingleQuoted << *m.subject;
+    if (!m.header.empty()) {
+      e << YAML::Key << "header" << YAML::Value << YAML::Flow << YAML::BeginMap;
+      for (const auto& [name, pattern] : m.header) e << YAML::Key << name << YAML::Value << YAML::SingleQuoted << pattern;
+      e << YAML::EndMap;
+    }
+    if (!m.source.empty()) e << YAML::Key << "source" << YAML::Value << YAML::Flow << m.source;
+    e << YAML::EndMap;
+    e << YAML::Key << "action" << YAML::Value << show_action(route.action);
+    e << YAML::Key << "ticket" << YAML::Value << route.ticket.dump() << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+  const SendersConfig& s = c.senders;
+  e << YAML::Key << "senders" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "trusted_lists" << YAML::Value << YAML::Flow << s.trusted_lists;
+  e << YAML::Key << "authserv_id" << YAML::Value << (s.authserv_id.empty() ? "(none: no Authentication-Results trusted)" : s.authserv_id);
+  e << YAML::Key << "unauthenticated" << YAML::Value << (s.unauthenticated == Unauthenticated::Hold ? "hold" : "accept");
+  e << YAML::EndMap;
+  const PolicyConfig& p = c.policy;
+  e << YAML::Key << "policy" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "auto_reply" << YAML::Value << show_action(p.auto_reply);
+  e << YAML::Key << "bounce" << YAML::Value << show_action(p.bounce);
+  e << YAML::Key << "bulk" << YAML::Value << show_action(p.bulk);
+  e << YAML::Key << "own_address" << YAML::Value << show_action(p.own_address);
+  e << YAML::Key << "flood" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  e << YAML::Key << "max" << YAML::Value << p.flood.max << YAML::Key << "per" << YAML::Value << show_seconds(p.flood.per);
+  e << YAML::Key << "action" << YAML::Value << show_action(p.flood.action) << YAML::EndMap;
+  e << YAML::Key << "ignored_retention" << YAML::Value << show_seconds(p.ignored_retention);
+  e << YAML::EndMap;
+}
+
 std::string show_size(std::uint64_t bytes) {
   if (bytes % (1024 * 1024) == 0) return std::to_string(bytes / (1024 * 1024)) + "MB";
   if (bytes % 1024 == 0) return std::to_string(bytes / 1024) + "KB";
@@ -625,6 +801,7 @@ std::string describe(const Config& c) {
     << (c.log.format == LogFormat::Json ? "json" : "text") << YAML::EndMap;
   if (c.metrics) e << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap << YAML::Key << "listen"
                    << YAML::Value << show_listen(c.metrics->listen) << YAML::EndMap;
+  describe_routing(e, c);
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }

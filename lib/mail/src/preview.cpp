@@ -3,7 +3,7 @@
 
 namespace mailgate::mail {
 
-nlohmann::ordered_json preview_json(const TicketDraft& d, const nlohmann::json& ticket_defaults) {
+nlohmann::ordered_json preview_json(const TicketDraft& d, const PreviewDecision& decision) {
   using nlohmann::ordered_json;
   ordered_json j;
   j["user"] = {{"name", d.user.name}, {"address", d.user.address}};
@@ -25,14 +25,29 @@ nlohmann::ordered_json preview_json(const TicketDraft& d, const nlohmann::json& 
   ticket["title"] = d.title;
   ticket["message"] = d.message;
   ticket["attachments"] = std::move(attachments);
-  if (ticket_defaults.is_object())
-    for (const auto& [key, value] : ticket_defaults.items())
+  if (decision.ticket_fields.is_object())
+    for (const auto& [key, value] : decision.ticket_fields.items())
       if (!ticket.contains(key) && key != "creator") ticket[key] = value;
   j["ticket"] = std::move(ticket);
   j["skipped"] = ordered_json::array();
   for (const auto& s : d.skipped) j["skipped"].push_back({{"name", s.name}, {"reason", s.reason}});
-  j["ignored"] = d.ignored ? ordered_json(*d.ignored) : ordered_json(nullptr);
+  const bool no_ticket_now = decision.action == "ignore" || decision.action == "hold";
+  j["ignored"] = no_ticket_now && decision.reason ? ordered_json(*decision.reason) : ordered_json(nullptr);
+  j["action"] = decision.action;
+  j["route"] = decision.route ? ordered_json(*decision.route) : ordered_json(nullptr);
+  j["reason"] = decision.reason ? ordered_json(*decision.reason) : ordered_json(nullptr);
+  // Threading adds "thread" and "reply" here, after "reason" (design.md).
   return j;
+}
+
+nlohmann::ordered_json preview_json(const TicketDraft& d, const nlohmann::json& ticket_defaults) {
+  PreviewDecision decision;
+  decision.ticket_fields = ticket_defaults;
+  if (d.ignored) {
+    decision.action = "ignore";
+    decision.reason = *d.ignored;
+  }
+  return preview_json(d, decision);
 }
 
 std::string dump_json(const nlohmann::ordered_json& j) {

@@ -143,6 +143,7 @@ class DraftBuilder {
     if (draft_.title.empty()) draft_.title = "(no subject)";
     draft_.message_id = strip_angles(root.header("Message-ID"));
     draft_.in_reply_to = strip_angles(root.header("In-Reply-To"));
+    read_sender_facts();
     choose_user();
 
     std::string body = render(root);
@@ -153,27 +154,103 @@ class DraftBuilder {
     // The API needs a message; a scan-to-mail PDF has none of its own.
     if (trim(body).empty()) body = "<p><em>(no message text)</em></p>";
     draft_.message = body + skipped_note();
-    draft_.ignored = ignore_reason();
+    draft_.signals = signals();
+    if (!draft_.signals.empty()) draft_.ignored = draft_.signals.front().reason;
     return std::move(draft_);
   }
 
  private:
   // ---- sender ---------------------------------------------------------------
-  void choose_user() {
-    const MimePart& r = msg_.root;
+  // Facts choose_user and the policy need: the decoded header, the list the
+  // mail came through, and our MX's authentication verdict.
+  void read_sender_facts() {
+    for (const auto& f : msg_.root.headers)
+      draft_.headers.push_back({f.name, fold_whitespace(decode_header_text(f.value))});
+    draft_.list_id = ascii_lower(strip_angles(msg_.root.header("List-Id")));
+    draft_.trusted_list = !draft_.list_id.empty() &&
+                          std::find(options_.trusted_lists.begin(), options_.trusted_lists.end(), draft_.list_id) !=
+                              options_.trusted_lists.end();
+    draft_.dmarc = trusted_dmarc_result();
+  }
+
+  // Our MX puts its Authentication-Results on top of what it received, so
+  // the topmost one with our authserv-id is its verdict; anything with our
+  // id further down came with the mail and may be forged (RFC 8601 §5).
+  // Fields above it were added after our MX, by our own hops.
+  std::string trusted_dmarc_result() const {
+    if (options_.authserv_id.empty()) return {};
+    for (const auto& f : msg_.root.headers) {
+      if (!iequals(f.name, "Authentication-Results")) continue;
+      const std::string value = without_comments(f.value);
+      auto clauses = split_clauses(value);
+      std::string_view id = clauses.empty() ? std::string_view() : trim(clauses.front());
+      id = id.substr(0, id.find_first_of(" \t\r\n"));
+      if (!iequals(id, options_.authserv_id)) continue;
+      for (std::size_t i = 1; i < clauses.size(); ++i) {
+        std::string_view c = trim(clauses[i]);
+        if (istarts_with(c, "dmarc=")) return ascii_lower(c.substr(6, c.find_first_of(" \t\r\n") - 6));
+      }
+      return "none";  // our MX said nothing about DMARC
+    }
+    return {};
+  }
+
+  // RFC 5322 comments "(...)", nested, removed; quoted strings kept as is.
+  static std::string without_comments(std::string_view v) {
+    std::string out;
+    int depth = 0;
+    bool quoted = false;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      char c = v[i];
+      if (c == '\\' && i + 1 < v.size()) {
+        if (depth == 0) out.append(v.substr(i, 2));
+        ++i;
+        continue;
+      }
+      if (depth == 0 && c == '"') quoted = !quoted;
+      if (!quoted && c == '(') ++depth;
+      if (depth == 0) out.push_back(c);
+      if (!quoted && c == ')' && depth > 0) --depth;
+    }
+    return out;
+  }
+
+  static std::vector<std::string_view> split_clauses(std::string_view v) {
+    std::vector<std::string_view> out;
+    for (std::size_t at = 0; at <= v.size();) {
+      std::size_t semi = std::min(v.find(';', at), v.size());
+      out.push_back(v.substr(at, semi - at));
+      at = semi + 1;
+    }
+    return out;
+  }
+
+  // The fields the user is read from, best first. X-Original-From and kin
+  // (a list rewriting From for DMARC: "'Jane' via Support" <the list>) are
+  // believed only for a trusted list: anyone can write them.
+  std::vector<std::string_view> user_fields() const {
     std::vector<std::string_view> order = {"From", "Sender", "Reply-To"};
     if (options_.sender == SenderPreference::ReplyTo) order = {"Reply-To", "From", "Sender"};
-    // Lists that rewrite From for DMARC (Google Groups: "'Jane' via Support"
-    // <the list>) keep the real author here; the list's address would make
-    // every post a ticket from the list itself.
-    for (auto field : {"X-Original-Sender", "X-Original-From"})
-      if (r.find(field)) order.insert(order.begin(), field);
-    for (auto field : order) {
-      auto boxes = parse_address_list(r.header(field));
+    if (!draft_.trusted_list) return order;
+    if (from_is_rewritten()) order.insert(order.begin(), "Reply-To");
+    order.insert(order.begin(), {"X-Original-From", "X-Original-Sender"});
+    return order;
+  }
+
+  bool from_is_rewritten() const {
+    for (const auto& m : parse_address_list(msg_.root.header("From")))
+      if (m.name.find(" via ") != std::string::npos) return true;
+    return false;
+  }
+
+  void choose_user() {
+    for (auto field : user_fields()) {
+      auto boxes = parse_address_list(msg_.root.header(field));
       auto it = std::find_if(boxes.begin(), boxes.end(),
                              [](const Mailbox& m) { return m.address.find('@') != std::string::npos; });
       if (it == boxes.end()) continue;
       draft_.user = *it;
+      draft_.user_field = std::string(field);
       break;
     }
     if (draft_.user.name.empty()) draft_.user.name = name_from_other_fields(draft_.user.address);
@@ -196,28 +273,70 @@ class DraftBuilder {
     return {};
   }
 
-  // ---- ignore rules -----------------------------------------------------------
-  std::optional<std::string> ignore_reason() const {
-    const MimePart& r = msg_.root;
-    std::string auto_submitted = ascii_lower(trim(r.header("Auto-Submitted")));
-    if (r.find("Auto-Submitted") && auto_submitted.rfind("no", 0) != 0)
-      return "auto-submitted message (Auto-Submitted: " + fold_whitespace(auto_submitted) + ")";
-    std::string precedence = ascii_lower(trim(r.header("Precedence")));
-    if (precedence == "bulk" || precedence == "junk" || precedence == "list")
-      return "bulk mail (Precedence: " + precedence + ")";
-    for (auto f : {"X-Autoreply", "X-Autorespond", "X-Autoresponder"})
-      if (r.find(f)) return std::string("auto-reply (") + f + " header)";
-    for (const auto& f : r.headers)
+  // ---- policy signals -------------------------------------------------------
+  // Every kind this mail is, in design.md's order (own X-Loop, bounce,
+  // auto-reply, bulk, unauthenticated); what each means is the config's.
+  std::vector<MailSignal> signals() const {
+    std::vector<MailSignal> out;
+    auto add = [&out](const char* kind, std::optional<std::string> reason) {
+      if (reason) out.push_back({kind, std::move(*reason)});
+    };
+    add("loop", loop_reason());
+    add("bounce", bounce_reason());
+    add("auto_reply", auto_reply_reason());
+    add("bulk", bulk_reason());
+    if (draft_.dmarc == "fail")
+      add("unauthenticated", "unauthenticated sender (dmarc=fail in Authentication-Results of " + options_.authserv_id + ")");
+    if (draft_.user.address.empty())
+      add("no_sender", "no sender address (From, Sender and Reply-To missing or unreadable)");
+    return out;
+  }
+
+  std::optional<std::string> loop_reason() const {
+    for (const auto& f : msg_.root.headers)
       if (iequals(f.name, "X-Loop") && ascii_lower(f.value).find(ascii_lower(options_.loop_id)) != std::string::npos)
         return "mail loop (our own X-Loop: " + options_.loop_id + ")";
+    return std::nullopt;
+  }
+
+  std::optional<std::string> bounce_reason() const {
+    const MimePart& r = msg_.root;
     if (r.find("Return-Path") && strip_angles(r.header("Return-Path")).empty())
       return "bounce (null sender, Return-Path: <>)";
     std::string local = ascii_lower(draft_.user.address.substr(0, draft_.user.address.find('@')));
-    if (local == "mailer-daemon" || local == "postmaster")
-      return "bounce (sender " + draft_.user.address + ")";
+    if (local == "mailer-daemon" || local == "postmaster") return "bounce (sender " + draft_.user.address + ")";
     if (r.content_type.value == "multipart/report") return "bounce or notification (multipart/report)";
-    if (draft_.user.address.empty()) return "no sender address (From, Sender and Reply-To missing or unreadable)";
     return std::nullopt;
+  }
+
+  std::optional<std::string> auto_reply_reason() const {
+    const MimePart& r = msg_.root;
+    std::string auto_submitted = ascii_lower(trim(r.header("Auto-Submitted")));
+    if (r.find("Auto-Submitted") && auto_submitted.rfind("no", 0) != 0)
+      return "auto-submitted message (Auto-Submitted: " + shown(auto_submitted) + ")";
+    for (auto f : {"X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Auto-Response-Suppress"})
+      if (r.find(f)) return std::string("auto-reply (") + f + " header)";
+    if (precedence() == "auto_reply") return "auto-reply (Precedence: auto_reply)";
+    return std::nullopt;
+  }
+
+  // A trusted list's posts are direct mail from their author.
+  std::optional<std::string> bulk_reason() const {
+    if (draft_.trusted_list) return std::nullopt;
+    std::string p = precedence();
+    if (p == "bulk" || p == "junk" || p == "list") return "bulk mail (Precedence: " + p + ")";
+    if (!draft_.list_id.empty()) return "list mail (List-Id: " + shown(draft_.list_id) + ", not a trusted list)";
+    return std::nullopt;
+  }
+
+  std::string precedence() const { return ascii_lower(trim(msg_.root.header("Precedence"))); }
+
+  // A header value inside a reason: folded, and short (it is logged).
+  static std::string shown(std::string_view value) {
+    constexpr std::size_t kMaxShown = 100;
+    std::string v = fold_whitespace(value);
+    if (v.size() > kMaxShown) v = v.substr(0, utf8_valid_prefix(v.substr(0, kMaxShown))) + "…";
+    return v;
   }
 
   // ---- body -----------------------------------------------------------------

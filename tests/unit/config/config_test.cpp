@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 
@@ -228,4 +229,101 @@ TEST(Config, ImapProgressInterval) {
   auto bad = errors_of(head + ", progress_interval: often}\n");
   ASSERT_EQ(bad.size(), 1u);
   EXPECT_NE(bad[0].find("'progress_interval' must be a duration"), std::string::npos);
+}
+
+// ---- routes, senders, policy (design.md "A support mailbox") ---------------
+
+TEST(ConfigRouting, DefaultsAreDesignsDefaults) {
+  auto r = load_config_text(kMinimal, "t.yaml");
+  ASSERT_TRUE(r.config);
+  const Config& c = *r.config;
+  EXPECT_TRUE(c.routes.empty());
+  EXPECT_TRUE(c.senders.trusted_lists.empty());
+  EXPECT_EQ(c.senders.authserv_id, "");
+  EXPECT_EQ(c.senders.unauthenticated, Unauthenticated::Accept);
+  EXPECT_EQ(c.policy.auto_reply, MailAction::Ignore);
+  EXPECT_EQ(c.policy.bounce, MailAction::Ignore);
+  EXPECT_EQ(c.policy.bulk, MailAction::Hold);
+  EXPECT_EQ(c.policy.own_address, MailAction::Ignore);
+  EXPECT_EQ(c.policy.flood.max, 20);
+  EXPECT_EQ(c.policy.flood.per, std::chrono::hours(1));
+  EXPECT_EQ(c.policy.flood.action, MailAction::Hold);
+  EXPECT_EQ(c.policy.ignored_retention, std::chrono::hours(24 * 30));
+}
+
+TEST(ConfigRouting, RoutesAreReadInOrderWithPositionsAndTypedTicketFields) {
+  auto r = load_config_text(std::string(kMinimal) + R"(routes:
+  - name: billing
+    match:
+      recipient: ["Billing@Example.com", "@billing.example.com"]
+      from: "@BigCustomer.example"
+      subject: "(?i)invoice"
+      header: {X-Priority: "^1", X-Team: "ops"}
+      source: [smtp, deliver]
+    action: hold
+    ticket: {queue: 3, priority: "2"}
+  - {name: rest, action: ignore}
+senders: {trusted_lists: ["<Support.Example.com>"], authserv_id: MX.example.com, unauthenticated: hold}
+policy: {bulk: ticket, auto_reply: hold, flood: {max: 5, per: 10m, action: ignore}, ignored_retention: 2d}
+)", "t.yaml");
+  for (const auto& e : r.errors) ADD_FAILURE() << e.to_string();
+  ASSERT_TRUE(r.config);
+  const Config& c = *r.config;
+  ASSERT_EQ(c.routes.size(), 2u);
+  const Route& b = c.routes[0];
+  EXPECT_EQ(b.name, "billing");
+  EXPECT_EQ(b.match.recipient, (std::vector<std::string>{"billing@example.com", "@billing.example.com"}));
+  EXPECT_EQ(b.match.from, (std::vector<std::string>{"@bigcustomer.example"}));
+  EXPECT_EQ(b.match.subject, "(?i)invoice");
+  EXPECT_EQ(b.match.subject_at.line, 12);
+  EXPECT_EQ(b.match.subject_at.column, 16);
+  ASSERT_EQ(b.match.header.size(), 2u);
+  EXPECT_EQ(b.match.header[1], (std::pair<std::string, std::string>{"X-Team", "ops"}));
+  ASSERT_EQ(b.match.header_at.size(), 2u);
+  EXPECT_EQ(b.match.header_at[0].line, 13);
+  EXPECT_EQ(b.match.source, (std::vector<std::string>{"smtp", "deliver"}));
+  EXPECT_EQ(b.action, MailAction::Hold);
+  EXPECT_TRUE(b.ticket["queue"].is_number_integer());
+  EXPECT_TRUE(b.ticket["priority"].is_string());
+  EXPECT_EQ(c.routes[1].action, MailAction::Ignore);
+  EXPECT_EQ(c.senders.trusted_lists, (std::vector<std::string>{"support.example.com"}));
+  EXPECT_EQ(c.senders.authserv_id, "mx.example.com");
+  EXPECT_EQ(c.senders.unauthenticated, Unauthenticated::Hold);
+  EXPECT_EQ(c.policy.bulk, MailAction::Ticket);
+  EXPECT_EQ(c.policy.auto_reply, MailAction::Hold);
+  EXPECT_EQ(c.policy.flood.max, 5);
+  EXPECT_EQ(c.policy.flood.per, std::chrono::minutes(10));
+  EXPECT_EQ(c.policy.flood.action, MailAction::Ignore);
+  EXPECT_EQ(c.policy.ignored_retention, std::chrono::hours(48));
+  std::string shown = describe(c);
+  EXPECT_NE(shown.find("name: billing"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("(?i)invoice"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("bulk: ticket"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("trusted_lists: [support.example.com]"), std::string::npos) << shown;
+}
+
+TEST(ConfigRouting, MistakesAreReportedWithPositions) {
+  auto errors = errors_of(std::string(kMinimal) + R"(routes:
+  - name: a
+    match: {recipient: [nobody], sorce: [smtp], source: [imap:nosuch]}
+    action: drop
+    ticket: {title: "x"}
+  - name: a
+senders: {unauthenticated: hold}
+policy: {bulk: maybe, flood: {max: -1}}
+)");
+  auto has = [&](const std::string& prefix) {
+    return std::any_of(errors.begin(), errors.end(), [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
+  };
+  EXPECT_TRUE(has("t.yaml:9:24: route 'a' match.recipient entry 'nobody' must be user@domain or @domain"));
+  EXPECT_TRUE(has("t.yaml:9:34: unknown key 'sorce'"));
+  EXPECT_TRUE(has("t.yaml:9:57: route 'a' match.source 'imap:nosuch'"));
+  EXPECT_TRUE(has("t.yaml:10:13: route 'a'.action must be ticket, ignore or hold"));
+  EXPECT_TRUE(has("t.yaml:11:13: route 'a'.ticket cannot set 'title'"));
+  EXPECT_TRUE(has("t.yaml:12:11: duplicate route name 'a'"));
+  EXPECT_TRUE(has("t.yaml:13:28: senders.unauthenticated: hold needs senders.authserv_id"));
+  EXPECT_TRUE(has("t.yaml:14:16: policy.bulk must be ticket, ignore or hold"));
+  EXPECT_TRUE(has("t.yaml:14:36: 'max' must be between 0 and"));
+  for (const auto& e : errors) SCOPED_TRACE(e);
+  EXPECT_EQ(errors.size(), 9u);
 }

@@ -123,12 +123,18 @@ TEST(TicketDraft, NotAMailIsAnError) {
   EXPECT_FALSE(build_draft("just some text\nwithout headers\n").draft);
 }
 
-TEST(TicketDraft, ListRewrittenFromUsesTheOriginalAuthor) {
-  // Google Groups rewrites From for DMARC; the list address must not become the user.
-  auto d = draft_of("From: 'Carla Rossi' via Support <support@example.com>\r\n"
-                    "X-Original-Sender: carla.rossi@example.it\r\nSubject: s\r\n\r\nx");
+TEST(TicketDraft, ListRewrittenFromUsesTheOriginalAuthorOfATrustedList) {
+  // Google Groups rewrites From for DMARC; the list address must not become
+  // the user — but only a trusted list may say who the author is.
+  const std::string post = "From: 'Carla Rossi' via Support <support@example.com>\r\n"
+                           "List-Id: <support.example.com>\r\n"
+                           "X-Original-Sender: carla.rossi@example.it\r\nSubject: s\r\n\r\nx";
+  DraftOptions trusted;
+  trusted.trusted_lists = {"support.example.com"};
+  auto d = draft_of(post, trusted);
   EXPECT_EQ(d.user.address, "carla.rossi@example.it");
   EXPECT_EQ(d.user.name, "Carla Rossi");
+  EXPECT_EQ(draft_of(post).user.address, "support@example.com");
 }
 
 TEST(TicketDraft, DataUriImagesAreUploadedInline) {

@@ -45,15 +45,38 @@ struct SkippedPart {
   std::string reason;
 };
 
+// A fact about a mail that policy acts on (design.md "Senders and policy"):
+// the draft reports it, lib/routing decides what it means with the config.
+struct MailSignal {
+  std::string kind;    // "loop", "bounce", "auto_reply", "bulk", "unauthenticated", "no_sender"
+  std::string reason;  // for people: "bulk mail (Precedence: list)"
+};
+
+// A top-level header field, RFC 2047-decoded and whitespace-folded (what
+// routes' match.header and match.subject see).
+struct DecodedHeader {
+  std::string name;  // as written
+  std::string value;
+};
+
 struct TicketDraft {
   Mailbox user;                       // who the ticket is from
   std::string title;                  // decoded, folded Subject
   std::string message;                // sanitized HTML with att:media-N placeholders
   std::vector<MediaItem> media;       // every item is also a ticket attachment
   std::vector<SkippedPart> skipped;   // parts not imported, and why
-  std::optional<std::string> ignored; // why this mail must not become a ticket
+  // The first signal's reason. Kept for preview_json without a decision
+  // (fuzz target, dry-run); lib/routing's Decision is what counts.
+  std::optional<std::string> ignored;
   std::string message_id;             // Message-ID without <>, "" when absent
   std::string in_reply_to;            // first In-Reply-To id, for threading later
+  // ---- facts for routing and policy (lib/routing) ----
+  std::vector<MailSignal> signals;     // in design.md's policy order
+  std::string list_id;                 // List-Id without <>, lower-case; "" when none
+  bool trusted_list = false;           // list_id is in DraftOptions::trusted_lists
+  std::string user_field;              // the field `user` came from: "From", "X-Original-From", …
+  std::string dmarc;                   // dmarc= of the trusted Authentication-Results; "" when none is trusted
+  std::vector<DecodedHeader> headers;  // the top-level fields, in order
 };
 
 enum class SenderPreference { From, ReplyTo };
@@ -67,6 +90,13 @@ struct DraftOptions {
   // queued. Shared by every copy of these options; null: never cancelled.
   std::shared_ptr<std::atomic<bool>> cancel;
   std::string loop_id = "mailgate";  // our X-Loop value: mail carrying it is ours
+  // senders.trusted_lists (List-Id values, lower-case, no <>): only their
+  // posts may name the author in X-Original-From and kin; anyone else could
+  // write as anyone with those headers.
+  std::vector<std::string> trusted_lists;
+  // senders.authserv_id: the topmost Authentication-Results with this id is
+  // our MX's verdict; "" = no Authentication-Results is trusted.
+  std::string authserv_id;
   MimeLimits limits;
 };
 

@@ -31,7 +31,8 @@ std::string_view to_string(Action action);  // "ticket", "ignore", "hold"
 struct Decision {
   Action action = Action::Ticket;
   std::optional<std::string> route;  // the matched route's name
-  // Why, for every action but a plain ticket: "bulk mail (Precedence: list)".
+  // Why, for every action but a plain ticket: "bulk mail (Precedence: list)";
+  // a ticket from a route: "route billing".
   std::string reason;
   // A short stable label for metrics and `queue list`: "route", "auto_reply",
   // "bounce", "bulk", "own_address", "loop", "unauthenticated", "flood", "no_sender".
@@ -43,15 +44,17 @@ struct Decision {
 class Router {
  public:
   // Compiles every pattern of config.routes. A pattern RE2 refuses is an
-  // error "FILE:LINE:COL: …" in `errors` (check-config prints them) and the
-  // router is not usable; serve refuses to start with it.
+  // error "FILE:LINE:COL: …" in `errors` (check-config prints them) and
+  // build returns null; serve refuses to start with it.
   static std::unique_ptr<Router> build(const config::Config& config, std::vector<std::string>* errors = nullptr);
   ~Router();
 
   // Steps (1) and (2) of design.md's order: a route whose action is ignore
   // or hold, then the policy kinds. `person_decided` (queue release/retry)
-  // skips policy — routes that set fields still apply. Flood (3) is the
-  // caller's: it counts, then calls flood().
+  // is a ticket whatever routes and policy say — but the first matching
+  // route still names itself and sets its ticket fields. A draft with no
+  // sender address is always ignored (kind no_sender): no one to make the
+  // ticket for. Flood (3) is the caller's: it counts, then calls flood().
   Decision decide(const mail::TicketDraft& draft, const Envelope& envelope, bool person_decided = false) const;
   // Step (3): `decision` (a ticket) after this sender has had `recent`
   // tickets within policy.flood.per.
