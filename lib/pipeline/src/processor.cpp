@@ -154,7 +154,10 @@ std::optional<nlohmann::json> Processor::decide_and_record(const spool::MessageR
 // person released: they skip policy and flood).
 routing::Decision Processor::decide(const spool::MessageRecord& record, const mail::TicketDraft& draft) {
   if (!settings_.router) return decide_without_router(draft, record.person_decided);
-  routing::Envelope envelope{record.mail_from, {}, record.source};
+  // Without a kept SMTP envelope (spooled before envelopes were kept) an
+  // empty MAIL FROM is unknown, not the null sender of a bounce: no source.
+  const bool smtp_envelope_unknown = !record.envelope_kept && (record.source == "smtp" || record.source == "lmtp");
+  routing::Envelope envelope{record.mail_from, {}, smtp_envelope_unknown ? std::string() : record.source};
   for (std::string r : record.recipients) {
     for (char& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     envelope.recipients.push_back(std::move(r));

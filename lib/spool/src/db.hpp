@@ -71,7 +71,7 @@ struct Spool::Db {
       "id, state, source, message_id, size, received_at, next_attempt_at, attempts, last_error, user_uuid, "
       "ticket_id, ticket_post_started, outcome, ticket_post_started_at, ticket_full_uuid, "
       "mail_from, recipients, decision, decision_route, decision_reason, decision_kind, decision_from, "
-      "decision_subject, decision_fields, decided_at, person_decided";
+      "decision_subject, decision_fields, decided_at, person_decided, envelope_kept";
   static MessageRecord row(Stmt& st) {
     MessageRecord r;
     r.id = st.text(0);
@@ -94,6 +94,7 @@ struct Spool::Db {
     r.decision = {st.text(17), st.text(18), st.text(19), st.text(20), st.text(21), st.text(22), st.text(23)};
     r.decided_at = st.integer(24);
     r.person_decided = st.integer(25) != 0;
+    r.envelope_kept = st.integer(26) != 0;
     return r;
   }
 };

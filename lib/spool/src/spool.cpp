@@ -158,7 +158,8 @@ std::vector<std::string> recipients_from_header(std::string_view head) {
 
 // The envelope as stored: IMAP's from the header, addresses with a line
 // break or over the length limit dropped, at most kMaxEnvelopeRecipients.
-Envelope stored_envelope(const Envelope& given, const std::string& source, std::string_view head) {
+Envelope stored_envelope(const std::optional<Envelope>& handed_in, const std::string& source, std::string_view head) {
+  const Envelope given = handed_in.value_or(Envelope{});
   auto clean = [](const std::string& a) { return a.size() <= kMaxAddressLength && a.find_first_of("\r\n") == std::string::npos; };
   Envelope e;
   if (clean(given.mail_from)) e.mail_from = given.mail_from;
@@ -362,7 +363,8 @@ std::unique_ptr<Spool::Db> Spool::open_db(const std::string& dir) {
                              "decision_route TEXT DEFAULT ''", "decision_reason TEXT DEFAULT ''",
                              "decision_kind TEXT DEFAULT ''", "decision_from TEXT DEFAULT ''",
                              "decision_subject TEXT DEFAULT ''", "decision_fields TEXT DEFAULT ''",
-                             "decided_at INTEGER DEFAULT 0", "person_decided INTEGER DEFAULT 0"}) {
+                             "decided_at INTEGER DEFAULT 0", "person_decided INTEGER DEFAULT 0",
+                             "envelope_kept INTEGER DEFAULT 0"}) {
     const std::string name = std::string(column).substr(0, std::string(column).find(' '));
     auto info = db->prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name=?");
     info.bind(1, name);
@@ -489,10 +491,11 @@ void Spool::commit_batch(Db& db, std::vector<PendingCommit>& batch) {
       const Envelope envelope = stored_envelope(p->in.envelope_, p->source, p->in.header_);
       auto ins = db.prepare(
           "INSERT INTO messages(id, state, seen_key, source, message_id, size, received_at, next_attempt_at, "
-          "mail_from, recipients) VALUES(?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)");
+          "mail_from, recipients, envelope_kept) VALUES(?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       ins.bind(1, p->in.id_).bind(2, key).bind(3, p->source).bind(4, message_id)
           .bind(5, static_cast<std::int64_t>(p->in.size_)).bind(6, now).bind(7, now)
-          .bind(8, envelope.mail_from).bind(9, join_lines(envelope.recipients));
+          .bind(8, envelope.mail_from).bind(9, join_lines(envelope.recipients))
+          .bind(10, static_cast<std::int64_t>(p->in.envelope_.has_value()));
       ins.step();
       auto mark = db.prepare("INSERT INTO seen(key, message, at) VALUES(?, ?, ?)");
       mark.bind(1, key).bind(2, p->in.id_).bind(3, now);

@@ -254,6 +254,25 @@ TEST(ProcessorDecision, IgnoredMailRetriedByAPersonBecomesATicket) {
   EXPECT_TRUE(rec->person_decided);
 }
 
+// MAIL FROM:<> over SMTP is a bounce; a message with no kept envelope
+// (spooled before envelopes were kept) is not one for its empty MAIL FROM.
+TEST(ProcessorDecision, OnlyAKeptNullSenderIsABounce) {
+  CrashRig rig;
+  pipeline::ProcessorSettings settings;
+  settings.router = routing::Router::build(config::Config{});
+  rig.processor = std::make_unique<pipeline::Processor>(rig.io.get_executor(), *rig.spool, rig.client.get(), settings);
+  spool::Incoming in = rig.spool->begin();
+  in.write("From: Jane <jane@example.com>\r\nSubject: null sender\r\nMessage-ID: <null@x>\r\n\r\nbody\r\n");
+  in.set_envelope(spool::Envelope{"", {"support@example.com"}});
+  auto bounce = rig.spool->commit(std::move(in), "smtp").id;
+  auto old = rig.accept("spooled before envelopes", 1);
+  rig.process(bounce);
+  rig.process(old);
+  EXPECT_EQ(rig.spool->get(bounce)->state, spool::State::Ignored);
+  EXPECT_EQ(rig.spool->get(bounce)->decision.kind, "bounce");
+  EXPECT_EQ(rig.spool->get(old)->state, spool::State::Done) << rig.spool->get(old)->decision.reason;
+}
+
 // The Router's ticket fields, not the processor's tickets.defaults, go to the API.
 TEST(ProcessorDecision, TheTicketIsPostedWithTheRoutersFields) {
   CrashRig rig;

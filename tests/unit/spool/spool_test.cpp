@@ -263,6 +263,11 @@ std::string commit_with(Spool& s, const std::string& raw, const std::string& sou
   return r.id;
 }
 
+MessageRecord s_get_without_envelope(const std::string& dir) {
+  auto s = Spool::open(dir, {0, 0});
+  return *s->get(s->accept(mail("bare@x"), "smtp").id);
+}
+
 RecordedDecision decided(const std::string& action, const std::string& kind = "", const std::string& from = "a@example.org") {
   return {action, "", action == "ticket" ? "" : "because " + kind, kind, from, "s", R"({"queue":3})"};
 }
@@ -279,6 +284,8 @@ TEST_F(SpoolTest, TheEnvelopeIsKeptWithTheMessage) {
   ASSERT_TRUE(rec);
   EXPECT_EQ(rec->source, "lmtp");
   EXPECT_EQ(rec->mail_from, "bounce@sender.example");
+  EXPECT_TRUE(rec->envelope_kept);
+  EXPECT_FALSE(s_get_without_envelope(dir.string()).envelope_kept) << "bare bytes have no envelope, not a null sender";
   EXPECT_EQ(rec->recipients, (std::vector<std::string>{"billing@example.com", "Support@Example.com"}));
 }
 
@@ -444,6 +451,7 @@ TEST_F(SpoolTest, ASpoolFromBeforeTheEnvelopeIsMigrated) {
   EXPECT_TRUE(rec->recipients.empty());
   EXPECT_EQ(rec->decision.action, "");
   EXPECT_FALSE(rec->person_decided);
+  EXPECT_FALSE(rec->envelope_kept) << "its empty MAIL FROM is unknown, not <>";
   s->record_decision("old-1", decided("hold", "bulk"));
   EXPECT_EQ(s->get("old-1")->state, State::Held);
   ASSERT_TRUE(s->release("old-1"));

@@ -70,6 +70,10 @@ struct MessageRecord {
   std::string outcome;               // "ticket 1234", "ignored: …", "failed: …"
   std::string mail_from;             // the envelope (design.md "Envelope")
   std::vector<std::string> recipients;
+  // The ingest handed an envelope in (SMTP, LMTP, deliver). False for mail
+  // spooled before envelopes were kept, recovered orphans, and tools that
+  // commit bare bytes: then "" in mail_from is unknown, not the null sender.
+  bool envelope_kept = false;
   RecordedDecision decision;         // decision.action "": not decided yet
   std::int64_t decided_at = 0;       // UNIX seconds
   bool person_decided = false;       // released or retried by a person: policy and flood skipped
@@ -131,7 +135,7 @@ class Incoming {
   std::uint64_t size_ = 0;
   std::string buffer_;
   std::string header_;  // the first bytes, to find Message-ID
-  Envelope envelope_;
+  std::optional<Envelope> envelope_;
   struct Hash;
   std::unique_ptr<Hash> hash_;
 };
