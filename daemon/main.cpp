@@ -19,10 +19,12 @@ Commands:
   preview FILE.eml [--config FILE] [--recipient ADDR]... [--sender ADDR] [--source NAME]
                                show, as JSON, the ticket a message would become
                                and what routes and policy decide
-  deliver --config FILE [--recipient ADDR]
+  deliver --config FILE [--sender ADDR] [--recipient ADDR]...
                                spool one message from stdin (MTA pipe transport)
-  queue list|show ID|retry ID|drop ID --config FILE
-                               inspect and manage the spool
+  queue list [--held|--ignored|--failed|--queued|--done] [--json] --config FILE
+  queue show|retry|release|drop ID --config FILE
+                               inspect and manage the spool: retry failed or
+                               ignored mail, release held mail
 
 Options:
   --help      show this help

@@ -60,7 +60,10 @@ std::string MetricsServer::render_metrics(spool::Spool& spool, std::int64_t now,
     << "# HELP mailgate_queue_oldest_age_seconds Age of the oldest queued message (0 when none).\n"
        "# TYPE mailgate_queue_oldest_age_seconds gauge\nmailgate_queue_oldest_age_seconds "
     << (st.oldest_queued_at ? now - st.oldest_queued_at : 0) << "\n"
-    << "# HELP mailgate_start_time_seconds When this daemon started (UNIX time).\n"
+    << "# HELP mailgate_held_messages Messages held (not posted until `mailgate queue release`), by kind.\n"
+       "# TYPE mailgate_held_messages gauge\n";
+  for (const auto& [kind, n] : st.held_by_kind) o << "mailgate_held_messages{reason=\"" << kind << "\"} " << n << "\n";
+  o << "# HELP mailgate_start_time_seconds When this daemon started (UNIX time).\n"
        "# TYPE mailgate_start_time_seconds gauge\nmailgate_start_time_seconds "
     << started_at << "\n";
   // What the parts record as they run (API calls, tickets, ...): lib/metrics.

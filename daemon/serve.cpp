@@ -18,6 +18,7 @@
 #include "mailgate/log/log.hpp"
 #include "mailgate/messenger/messenger_client.hpp"
 #include "mailgate/pipeline/processor.hpp"
+#include "mailgate/routing/router.hpp"
 #include "mailgate/smtp/smtp_server.hpp"
 #include "mailgate/spool/spool.hpp"
 #include "sd_notify.hpp"
@@ -105,8 +106,18 @@ bool threading_changed(const config::ThreadingConfig& a, const config::Threading
          a.strip_quoted != b.strip_quoted || a.remember != b.remember;
 }
 
-pipeline::ProcessorSettings processor_settings(const config::Config& c) {
+// The routes and policy of `c`; null, with the errors (FILE:LINE:COL:
+// message) filled in, when the Router refuses a pattern.
+std::shared_ptr<const routing::Router> build_router(const config::Config& c, std::vector<std::string>& errors) {
+  std::shared_ptr<const routing::Router> router = routing::Router::build(c, &errors);
+  if (!errors.empty()) return nullptr;
+  if (!router) errors.push_back(c.file + ": the routes cannot be used");
+  return router;
+}
+
+pipeline::ProcessorSettings processor_settings(const config::Config& c, std::shared_ptr<const routing::Router> router) {
   pipeline::ProcessorSettings p;
+  p.router = std::move(router);
   p.concurrency = static_cast<std::size_t>(c.queue.concurrency);
   p.draft = draft_options(c);
   p.ticket_defaults = c.ticket_defaults;
@@ -182,6 +193,12 @@ int serve(const std::vector<std::string>& in) {
   if (!loaded) return kExitConfig;
   config::Config cfg = std::move(*loaded);  // as running: a reload replaces what it applies
   log::set_format(cfg.log.format == config::LogFormat::Json ? log::Format::Json : log::Format::Text);
+  std::vector<std::string> router_errors;
+  auto router = build_router(cfg, router_errors);
+  if (!router) {
+    for (const auto& e : router_errors) std::cerr << e << "\n";
+    return kExitConfig;
+  }
 
   std::unique_ptr<spool::Spool> spool;
   try {
@@ -202,7 +219,7 @@ int serve(const std::vector<std::string>& in) {
     log::error("serve.messenger_setup_failed", {{"error", e.what()}});
     return kExitConfig;
   }
-  pipeline::Processor processor(processing_io.get_executor(), *spool, client.get(), processor_settings(cfg));
+  pipeline::Processor processor(processing_io.get_executor(), *spool, client.get(), processor_settings(cfg, router));
   std::unique_ptr<smtp::SmtpServer> smtp_server;
   if (cfg.smtp) {
     smtp_server = std::make_unique<smtp::SmtpServer>(io.get_executor(), smtp_settings(*cfg.smtp), *spool,
@@ -270,6 +287,13 @@ int serve(const std::vector<std::string>& in) {
       return;
     }
     config::Config next = std::move(*again.config);
+    std::vector<std::string> route_errors;
+    auto next_router = build_router(next, route_errors);
+    if (!next_router) {
+      for (const auto& e : route_errors)
+        log::error("serve.reload_failed", {{"config", file}, {"error", e}, {"note", "the running configuration stays"}});
+      return;
+    }
     ReloadDiff d;
 
     // Bound at start, or fixed by what was built: kept as running.
@@ -379,7 +403,8 @@ int serve(const std::vector<std::string>& in) {
     d.live(next.mail.max_processing_time != cfg.mail.max_processing_time, "mail.max_processing_time");
     d.live(next.ticket_defaults != cfg.ticket_defaults, "tickets.defaults");
     d.live(threading_changed(next.threading, cfg.threading), "threading");
-    net::asio::post(processing_io, [&, settings = processor_settings(next)]() mutable {
+    d.live(next.policy.ignored_retention != cfg.policy.ignored_retention, "policy.ignored_retention");
+    net::asio::post(processing_io, [&, settings = processor_settings(next, next_router)]() mutable {
       processor.reconfigure(std::move(settings));
     });
 
@@ -434,8 +459,10 @@ int serve(const std::vector<std::string>& in) {
     heartbeat.expires_after(std::chrono::microseconds(watchdog ? watchdog : 60'000'000ull));
     heartbeat.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      spool->expire_done(static_cast<std::int64_t>(std::time(nullptr)), cfg.queue.done_retention.count());
-      spool->forget_threads_before(static_cast<std::int64_t>(std::time(nullptr)) - cfg.threading.remember.count());
+      const auto now = static_cast<std::int64_t>(std::time(nullptr));
+      spool->expire_done(now, cfg.queue.done_retention.count());
+      spool->expire_ignored(now, cfg.policy.ignored_retention.count());
+      spool->forget_threads_before(now - cfg.threading.remember.count());
       beat();
     });
   };

@@ -37,7 +37,7 @@ class EndToEnd(unittest.TestCase):
         def finished():
             out = self.mailgate.queue("list").stdout
             rows = [l for l in out.splitlines()[1:-1]]
-            done = [l for l in rows if " done " in l or " failed " in l]
+            done = [l for l in rows if any(" %s " % state in l for state in ("done", "failed", "ignored", "held"))]
             return len(rows) >= expected and len(done) == len(rows)
         wait_for(finished, timeout=120, what="all messages processed")
 

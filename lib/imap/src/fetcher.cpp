@@ -544,7 +544,7 @@ awaitable<void> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint6
         in.emplace(spool_.begin());
         in->write(body->text);
       }
-      std::string source = source_;
+      std::string source = source_;  // no envelope: the spool reads the recipients from the header
       spool::AcceptResult committed =
           co_await spool::async_commit(spool_, std::move(*in), std::move(source), use_awaitable);
       results.emplace(*uid, std::move(committed));

@@ -126,29 +126,81 @@ awaitable<void> Processor::process_steps(spool::MessageRecord record) {
     co_return;
   }
   const mail::TicketDraft& draft = *result.draft;
-  if (draft.ignored) {
-    log::info("pipeline.ignored", {{"spool_id", id}, {"reason", *draft.ignored}});
-    spool_.finish(id, "ignored: " + *draft.ignored);
-    // The kind only ("bounce", "auto-reply", …): the text in brackets names
-    // header values, too many label values for a time series.
-    const std::string kind = draft.ignored->substr(0, draft.ignored->find(" ("));
-    metrics::Registry::global().add("mailgate_ignored_total", "Messages not turned into tickets, by kind.",
-                                    {{"reason", kind}});
-    co_return;
-  }
+  auto ticket_fields = decide_and_record(record, draft);
+  if (!ticket_fields) co_return;  // held or ignored, and recorded
   if (settings_.dry_run || !client_) {
-    write_dry_run(record, draft, thread_headers);
+    write_dry_run(record, draft, thread_headers, *ticket_fields);
     co_return;
   }
-  co_await post_to_api(record, draft, thread_headers);
+  co_await post_to_api(record, draft, thread_headers, std::move(*ticket_fields));
+}
+
+std::optional<nlohmann::json> Processor::decide_and_record(const spool::MessageRecord& record,
+                                                           const mail::TicketDraft& draft) {
+  // Decided before a restart: deciding again would count this sender's
+  // flood anew (and a reload may have changed the routes since).
+  if (record.decision.action == "ticket") return recorded_fields(record);
+  routing::Decision d = decide(record, draft);
+  const std::string action(routing::to_string(d.action));
+  spool_.record_decision(record.id, {action, d.route.value_or(""), d.reason, d.kind, draft.user.address, draft.title,
+                                     d.ticket_fields.dump()});
+  if (d.action == routing::Action::Ticket) return std::move(d.ticket_fields);
+  log::info(d.action == routing::Action::Hold ? "pipeline.held" : "pipeline.ignored",
+            {{"spool_id", record.id}, {"reason", d.reason}, {"kind", d.kind}, {"route", d.route.value_or("")}});
+  // By kind only ("bounce", "flood", …): reasons name header values, too
+  // many label values for a time series. Held mail is a gauge from the spool.
+  if (d.action == routing::Action::Ignore)
+    metrics::Registry::global().add("mailgate_ignored_total", "Messages not turned into tickets, by kind.",
+                                    {{"reason", d.kind}});
+  return std::nullopt;
+}
+
+// Routes and policy, then flood (a ticket only, and not for a message a
+// person released: they skip policy and flood).
+routing::Decision Processor::decide(const spool::MessageRecord& record, const mail::TicketDraft& draft) {
+  if (!settings_.router) return decide_without_router(draft, record.person_decided);
+  // Without a kept SMTP envelope (spooled before envelopes were kept) an
+  // empty MAIL FROM is unknown, not the null sender of a bounce: no source.
+  const bool smtp_envelope_unknown = !record.envelope_kept && (record.source == "smtp" || record.source == "lmtp");
+  routing::Envelope envelope{record.mail_from, {}, smtp_envelope_unknown ? std::string() : record.source};
+  for (std::string r : record.recipients) {
+    for (char& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    envelope.recipients.push_back(std::move(r));
+  }
+  routing::Decision d = settings_.router->decide(draft, envelope, record.person_decided);
+  const auto& flood = settings_.router->flood_policy();
+  if (d.action != routing::Action::Ticket || record.person_decided || flood.max <= 0 || draft.user.address.empty())
+    return d;
+  const int recent = spool_.count_ticket_decisions(draft.user.address, now_unix() - flood.per.count(), record.id);
+  return settings_.router->flood(std::move(d), draft.user.address, recent);
+}
+
+// Without a router (tests, tools): what mailgate did before routes existed.
+routing::Decision Processor::decide_without_router(const mail::TicketDraft& draft, bool person_decided) const {
+  routing::Decision d;
+  d.ticket_fields = settings_.ticket_defaults;
+  if (draft.ignored && !person_decided) {
+    d.action = routing::Action::Ignore;
+    d.reason = *draft.ignored;
+    d.kind = draft.ignored->substr(0, draft.ignored->find(" ("));
+  }
+  return d;
+}
+
+nlohmann::json Processor::recorded_fields(const spool::MessageRecord& record) const {
+  auto fields = nlohmann::json::parse(record.decision.ticket_fields, nullptr, /*allow_exceptions=*/false);
+  if (fields.is_object()) return fields;
+  log::warn("pipeline.decision_fields_unreadable",
+            {{"spool_id", record.id}, {"note", "posting with tickets.defaults instead"}});
+  return settings_.ticket_defaults;
 }
 
 void Processor::write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft,
-                              const ThreadHeaders& thread_headers) {
-  const std::string path = spool_.dir() + "/dry-run/" + record.id + ".json";
+                              const ThreadHeaders& thread_headers, const nlohmann::json& ticket_fields) {
+  const std::string path = spool_.dry_run_path(record.id);
   {
     std::ofstream out(path + ".tmp");
-    auto json = mail::preview_json(draft, settings_.ticket_defaults);
+    auto json = mail::preview_json(draft, ticket_fields);
     if (thread_matcher_) mail::add_thread_preview(json, draft, dry_run_thread(draft, thread_headers));
     out << mail::dump_json(json) << "\n";
   }
@@ -158,7 +210,7 @@ void Processor::write_dry_run(const spool::MessageRecord& record, const mail::Ti
 }
 
 awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft,
-                                       const ThreadHeaders& thread_headers) {
+                                       const ThreadHeaders& thread_headers, nlohmann::json ticket_fields) {
   const std::string& id = record.id;
   messenger::CallContext ctx{id};
 
@@ -244,7 +296,7 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
               {{"spool_id", id}, {"note", "a POST before the restart left no ticket (lookup found none); posting again"}});
   }
   messenger::NewTicket ticket{draft.title, ticket_note + resolve_placeholders(draft.message, att_by_ref), user,
-                              std::move(attachments), settings_.ticket_defaults,
+                              std::move(attachments), std::move(ticket_fields),
                               settings_.external_id ? id : std::string()};
   spool_.mark_ticket_post_started(id);
   // A ticket another message recorded is never adopted for this one.

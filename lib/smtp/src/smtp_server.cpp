@@ -564,6 +564,9 @@ std::string SmtpServer::Session::final_reply(const spool::AcceptResult& r) const
 awaitable<spool::AcceptResult> SmtpServer::Session::commit(spool::Incoming&& message) {
   const std::uint64_t size = message.size();
   std::string source = cfg().lmtp ? "lmtp" : "smtp";
+  // LMTP too: one spool message for the whole transaction, every recipient
+  // in its envelope (the reply is repeated per recipient).
+  message.set_envelope(spool::Envelope{mail_from, recipients});
   spool::AcceptResult r =
       co_await spool::async_commit(server.spool_, std::move(message), std::move(source), use_awaitable);
   log::info("smtp.message", {{"spool_id", r.id}, {"session", session_id}, {"client", peer},

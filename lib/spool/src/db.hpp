@@ -11,12 +11,18 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mailgate/spool/spool.hpp"
 
 namespace mailgate::spool {
 
 State state_from(std::string_view s);
+
+// Recipients are one column, one address a line (addresses never hold a
+// line break: the spool drops any that do).
+std::string join_lines(const std::vector<std::string>& items);
+std::vector<std::string> split_lines(std::string_view text);
 
 struct Spool::Db {
   sqlite3* db = nullptr;
@@ -63,8 +69,10 @@ struct Spool::Db {
 
   static constexpr const char* kColumns =
       "id, state, source, message_id, size, received_at, next_attempt_at, attempts, last_error, user_uuid, "
-      "ticket_id, ticket_post_started, outcome, ticket_post_started_at, ticket_full_uuid, joined_ticket, thread_by, "
-      "reply_id, reply_post_started_at";
+      "ticket_id, ticket_post_started, outcome, ticket_post_started_at, ticket_full_uuid, "
+      "mail_from, recipients, decision, decision_route, decision_reason, decision_kind, decision_from, "
+      "decision_subject, decision_fields, decided_at, person_decided, envelope_kept, "
+      "joined_ticket, thread_by, reply_id, reply_post_started_at";
   static MessageRecord row(Stmt& st) {
     MessageRecord r;
     r.id = st.text(0);
@@ -82,10 +90,16 @@ struct Spool::Db {
     r.outcome = st.text(12);
     r.ticket_post_started_at = st.integer(13);
     r.ticket_full_uuid = st.text(14);
-    r.joined_ticket = st.text(15);
-    r.thread_by = st.text(16);
-    r.reply_id = st.text(17);
-    r.reply_post_started_at = st.integer(18);
+    r.mail_from = st.text(15);
+    r.recipients = split_lines(st.text(16));
+    r.decision = {st.text(17), st.text(18), st.text(19), st.text(20), st.text(21), st.text(22), st.text(23)};
+    r.decided_at = st.integer(24);
+    r.person_decided = st.integer(25) != 0;
+    r.envelope_kept = st.integer(26) != 0;
+    r.joined_ticket = st.text(27);
+    r.thread_by = st.text(28);
+    r.reply_id = st.text(29);
+    r.reply_post_started_at = st.integer(30);
     return r;
   }
 };

@@ -51,15 +51,122 @@ void make_dir(const std::string& dir) {
 const char* dir_name(State s) {
   switch (s) {
     case State::Queued: return "queue";
+    case State::Held: return "held";
     case State::Done: return "done";
+    case State::Ignored: return "done";  // design.md: ignored mail is kept in done/
     case State::Failed: return "failed";
   }
   return "queue";
 }
 
+constexpr State kAllStates[] = {State::Queued, State::Held, State::Done, State::Ignored, State::Failed};
+
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
+}
+
+// Every field called `name` (lower-case, with the colon) in a header
+// block, unfolded; at most `max_fields` of them.
+std::vector<std::string> header_fields(std::string_view head, std::string_view name, std::size_t max_fields) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < head.size() && out.size() < max_fields) {
+    std::size_t eol = head.find('\n', pos);
+    std::string_view line = head.substr(pos, eol == std::string_view::npos ? head.size() - pos : eol - pos);
+    if (line.empty() || line == "\r") break;  // end of header
+    std::size_t next = eol == std::string_view::npos ? head.size() : eol + 1;
+    if (line.size() > name.size() && lower(std::string(line.substr(0, name.size()))) == name) {
+      std::string value(line.substr(name.size()));
+      while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {
+        std::size_t e = head.find('\n', next);
+        value += std::string(head.substr(next, (e == std::string_view::npos ? head.size() : e) - next));
+        next = e == std::string_view::npos ? head.size() : e + 1;
+      }
+      out.push_back(std::move(value));
+    }
+    pos = next;
+  }
+  return out;
+}
+
+// The addr-specs of an address-list value: what is in <>, else the bare
+// word with an @; quoted display names and comments skipped, group names
+// dropped. Lower-case; nothing with a control character.
+void collect_addresses(std::string_view value, std::vector<std::string>& out) {
+  std::string current, bracketed;
+  bool in_quotes = false, in_angle = false, have_angle = false;
+  int comment_depth = 0;
+  auto flush = [&] {
+    std::string a = have_angle ? bracketed : current;
+    std::string trimmed;
+    for (char c : a)
+      if (c != ' ' && c != '\t' && c != '\r' && c != '\n') trimmed.push_back(c);
+    const bool sane = std::none_of(trimmed.begin(), trimmed.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+    if (sane && trimmed.find('@') != std::string::npos && trimmed.size() <= kMaxAddressLength &&
+        out.size() < kMaxEnvelopeRecipients)
+      out.push_back(lower(trimmed));
+    current.clear();
+    bracketed.clear();
+    have_angle = false;
+  };
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const char c = value[i];
+    if (in_quotes) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_quotes = false;
+      continue;
+    }
+    if (comment_depth > 0) {
+      if (c == '\\') ++i;
+      else if (c == '(') ++comment_depth;
+      else if (c == ')') --comment_depth;
+      continue;
+    }
+    if (in_angle) {
+      if (c == '>') in_angle = false;
+      else bracketed.push_back(c);
+      continue;
+    }
+    switch (c) {
+      case '"': in_quotes = true; break;
+      case '(': comment_depth = 1; break;
+      case '<': in_angle = have_angle = true; bracketed.clear(); break;
+      case ':': current.clear(); break;  // a group's name
+      case ',': case ';': flush(); break;
+      default: current.push_back(c);
+    }
+  }
+  flush();
+}
+
+// The recipients of mail that came without an envelope (IMAP): the
+// Delivered-To fields, else X-Original-To, else To and Cc.
+std::vector<std::string> recipients_from_header(std::string_view head) {
+  std::vector<std::string> out;
+  for (const auto& names : std::vector<std::vector<std::string_view>>{
+           {"delivered-to:"}, {"x-original-to:"}, {"to:", "cc:"}}) {
+    for (auto name : names)
+      for (const auto& value : header_fields(head, name, kMaxEnvelopeRecipients)) collect_addresses(value, out);
+    if (!out.empty()) break;
+  }
+  std::vector<std::string> unique;
+  for (auto& a : out)
+    if (std::find(unique.begin(), unique.end(), a) == unique.end()) unique.push_back(std::move(a));
+  return unique;
+}
+
+// The envelope as stored: IMAP's from the header, addresses with a line
+// break or over the length limit dropped, at most kMaxEnvelopeRecipients.
+Envelope stored_envelope(const std::optional<Envelope>& handed_in, const std::string& source, std::string_view head) {
+  const Envelope given = handed_in.value_or(Envelope{});
+  auto clean = [](const std::string& a) { return a.size() <= kMaxAddressLength && a.find_first_of("\r\n") == std::string::npos; };
+  Envelope e;
+  if (clean(given.mail_from)) e.mail_from = given.mail_from;
+  for (const auto& r : given.recipients)
+    if (clean(r) && e.recipients.size() < kMaxEnvelopeRecipients) e.recipients.push_back(r);
+  if (e.recipients.empty() && source.rfind("imap:", 0) == 0) e.recipients = recipients_from_header(head);
+  return e;
 }
 
 // Message-ID from a header block: first field of that name, unfolded,
@@ -92,13 +199,40 @@ std::string find_message_id(std::string_view head) {
 
 }  // namespace
 
-State state_from(std::string_view s) {
-  if (s == "done") return State::Done;
-  if (s == "failed") return State::Failed;
-  return State::Queued;
+State state_from(std::string_view s) { return state_named(s).value_or(State::Queued); }
+
+std::string_view to_string(State s) {
+  switch (s) {
+    case State::Queued: return "queued";
+    case State::Held: return "held";
+    case State::Done: return "done";
+    case State::Ignored: return "ignored";
+    case State::Failed: return "failed";
+  }
+  return "queued";
 }
 
-std::string_view to_string(State s) { return dir_name(s) == std::string_view("queue") ? "queued" : dir_name(s); }
+std::optional<State> state_named(std::string_view name) {
+  for (State s : kAllStates)
+    if (to_string(s) == name) return s;
+  return std::nullopt;
+}
+
+std::string join_lines(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : "\n") + i;
+  return out;
+}
+
+std::vector<std::string> split_lines(std::string_view text) {
+  std::vector<std::string> out;
+  for (std::size_t pos = 0; pos < text.size();) {
+    std::size_t eol = std::min(text.find('\n', pos), text.size());
+    out.emplace_back(text.substr(pos, eol - pos));
+    pos = eol + 1;
+  }
+  return out;
+}
 
 std::string new_spool_id() {
   static thread_local std::mt19937_64 rng{std::random_device{}() ^ static_cast<std::uint64_t>(::getpid())};
@@ -140,7 +274,8 @@ Incoming::Incoming(Spool& spool, std::string id, std::string path, int fd)
 Incoming::Incoming(Incoming&& o) noexcept
     : spool_(o.spool_), id_(std::move(o.id_)), path_(std::move(o.path_)), error_(std::move(o.error_)),
       error_refusal_(o.error_refusal_), fd_(o.fd_),
-      size_(o.size_), buffer_(std::move(o.buffer_)), header_(std::move(o.header_)), hash_(std::move(o.hash_)) {
+      size_(o.size_), buffer_(std::move(o.buffer_)), header_(std::move(o.header_)), envelope_(std::move(o.envelope_)),
+      hash_(std::move(o.hash_)) {
   o.fd_ = -1;
   o.path_.clear();
 }
@@ -224,6 +359,12 @@ std::unique_ptr<Spool::Db> Spool::open_db(const std::string& dir) {
   // their tables in their own source file, called from here.
   // Columns added since the first schema: spools made before get them here.
   for (const char* column : {"ticket_post_started_at INTEGER DEFAULT 0", "ticket_full_uuid TEXT DEFAULT ''",
+                             "mail_from TEXT DEFAULT ''", "recipients TEXT DEFAULT ''", "decision TEXT DEFAULT ''",
+                             "decision_route TEXT DEFAULT ''", "decision_reason TEXT DEFAULT ''",
+                             "decision_kind TEXT DEFAULT ''", "decision_from TEXT DEFAULT ''",
+                             "decision_subject TEXT DEFAULT ''", "decision_fields TEXT DEFAULT ''",
+                             "decided_at INTEGER DEFAULT 0", "person_decided INTEGER DEFAULT 0",
+                             "envelope_kept INTEGER DEFAULT 0",
                              "joined_ticket TEXT DEFAULT ''", "thread_by TEXT DEFAULT ''", "reply_id TEXT DEFAULT ''",
                              "reply_post_started_at INTEGER DEFAULT 0"}) {
     const std::string name = std::string(column).substr(0, std::string(column).find(' '));
@@ -232,6 +373,8 @@ std::unique_ptr<Spool::Db> Spool::open_db(const std::string& dir) {
     if (!info.step()) db->exec(("ALTER TABLE messages ADD COLUMN " + std::string(column)).c_str());
   }
   create_thread_index(*db);
+  // policy.flood counts a sender's recent ticket decisions.
+  db->exec("CREATE INDEX IF NOT EXISTS messages_decided_from ON messages(decision_from, decided_at)");
   return db;
 }
 
@@ -240,7 +383,7 @@ std::unique_ptr<Spool> Spool::open(const std::string& dir, SpoolLimits limits) {
   s->dir_ = dir;
   s->limits_ = limits;
   make_dir(dir);
-  for (const char* sub : {"tmp", "queue", "done", "failed", "dry-run"}) make_dir(dir + "/" + sub);
+  for (const char* sub : {"tmp", "queue", "held", "done", "failed", "dry-run"}) make_dir(dir + "/" + sub);
   s->db_ = open_db(dir);
   s->recover();
   return s;
@@ -348,11 +491,14 @@ void Spool::commit_batch(Db& db, std::vector<PendingCommit>& batch) {
         continue;
       }
       p->in.path_.clear();  // the file is no longer ours to delete
+      const Envelope envelope = stored_envelope(p->in.envelope_, p->source, p->in.header_);
       auto ins = db.prepare(
-          "INSERT INTO messages(id, state, seen_key, source, message_id, size, received_at, next_attempt_at) "
-          "VALUES(?, 'queued', ?, ?, ?, ?, ?, ?)");
+          "INSERT INTO messages(id, state, seen_key, source, message_id, size, received_at, next_attempt_at, "
+          "mail_from, recipients, envelope_kept) VALUES(?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       ins.bind(1, p->in.id_).bind(2, key).bind(3, p->source).bind(4, message_id)
-          .bind(5, static_cast<std::int64_t>(p->in.size_)).bind(6, now).bind(7, now);
+          .bind(5, static_cast<std::int64_t>(p->in.size_)).bind(6, now).bind(7, now)
+          .bind(8, envelope.mail_from).bind(9, join_lines(envelope.recipients))
+          .bind(10, static_cast<std::int64_t>(p->in.envelope_.has_value()));
       ins.step();
       auto mark = db.prepare("INSERT INTO seen(key, message, at) VALUES(?, ?, ?)");
       mark.bind(1, key).bind(2, p->in.id_).bind(3, now);
@@ -566,7 +712,7 @@ void Spool::move_file(const std::string& id, State from, State to) {
 std::string Spool::existing_path(const std::string& id, State state) const {
   std::string path = path_of(id, state);
   if (::access(path.c_str(), F_OK) == 0) return path;
-  for (State other : {State::Queued, State::Done, State::Failed}) {
+  for (State other : kAllStates) {
     std::string alt = path_of(id, other);
     if (other != state && ::access(alt.c_str(), F_OK) == 0) return alt;
   }
@@ -661,6 +807,8 @@ Spool::Stats Spool::stats() {
   out.queued_bytes = static_cast<std::uint64_t>(q.integer(0));
   out.deferred = static_cast<std::uint64_t>(q.integer(1));
   out.oldest_queued_at = q.integer(2);
+  auto held = db_->prepare("SELECT decision_kind, COUNT(*) FROM messages WHERE state='held' GROUP BY decision_kind");
+  while (held.step()) out.held_by_kind.emplace_back(held.text(0), static_cast<std::uint64_t>(held.integer(1)));
   return out;
 }
 
@@ -694,7 +842,9 @@ std::vector<MessageRecord> Spool::list(std::optional<State> state) {
 
 bool Spool::retry(const std::string& id) {
   auto rec = get(id);
-  if (!rec || rec->state == State::Done) return false;
+  if (!rec) return false;
+  if (rec->state == State::Ignored) return requeue_decided_by_person(id, State::Ignored);
+  if (rec->state != State::Failed && rec->state != State::Queued) return false;
   move_file(id, rec->state, State::Queued);
   ::unlink((dir_ + "/failed/" + id + ".reason").c_str());
   auto st = db_->prepare("UPDATE messages SET state='queued', next_attempt_at=?, outcome='' WHERE id=?");
@@ -703,10 +853,55 @@ bool Spool::retry(const std::string& id) {
   return true;
 }
 
+bool Spool::release(const std::string& id) {
+  auto rec = get(id);
+  if (!rec || rec->state != State::Held) return false;
+  return requeue_decided_by_person(id, State::Held);
+}
+
+// Back to queued with the earlier decision forgotten and the mark that a
+// person decided: the processor decides again, skipping policy and flood.
+bool Spool::requeue_decided_by_person(const std::string& id, State from) {
+  auto st = db_->prepare(
+      "UPDATE messages SET state='queued', next_attempt_at=?, outcome='', finished_at=0, person_decided=1, "
+      "decision='', decision_route='', decision_reason='', decision_kind='', decided_at=0 WHERE id=? AND state=?");
+  st.bind(1, now_unix()).bind(2, id).bind(3, std::string(to_string(from)));
+  st.step();
+  if (sqlite3_changes(db_->db) != 1) return false;
+  move_file(id, from, State::Queued);
+  return true;
+}
+
+void Spool::record_decision(const std::string& id, const RecordedDecision& d) {
+  const State to = d.action == "hold" ? State::Held : d.action == "ignore" ? State::Ignored : State::Queued;
+  const std::string outcome = to == State::Held ? "held: " + d.reason : to == State::Ignored ? "ignored: " + d.reason : "";
+  auto st = db_->prepare(
+      "UPDATE messages SET decision=?, decision_route=?, decision_reason=?, decision_kind=?, decision_from=?, "
+      "decision_subject=?, decision_fields=?, decided_at=?, state=?, outcome=?, "
+      "finished_at=CASE WHEN ?='ignored' THEN ? ELSE finished_at END WHERE id=?");
+  const std::string state(to_string(to));
+  const std::int64_t now = now_unix();
+  st.bind(1, d.action).bind(2, d.route).bind(3, d.reason).bind(4, d.kind).bind(5, lower(d.from_address));
+  st.bind(6, d.subject).bind(7, d.ticket_fields).bind(8, now).bind(9, state).bind(10, outcome);
+  st.bind(11, state).bind(12, now).bind(13, id);
+  st.step();
+  move_file(id, State::Queued, to);
+}
+
+int Spool::count_ticket_decisions(const std::string& from_address, std::int64_t since, const std::string& except_id) {
+  auto st = db_->prepare(
+      "SELECT COUNT(*) FROM messages WHERE decision_from=? AND decided_at>=? AND decision='ticket' AND id<>?");
+  st.bind(1, lower(from_address)).bind(2, since).bind(3, except_id);
+  st.step();
+  return static_cast<int>(st.integer(0));
+}
+
+std::string Spool::dry_run_path(const std::string& id) const { return dir_ + "/dry-run/" + id + ".json"; }
+
 bool Spool::drop(const std::string& id) {
   auto rec = get(id);
   if (!rec) return false;
-  for (State st : {State::Queued, State::Done, State::Failed}) ::unlink(path_of(id, st).c_str());
+  for (State st : kAllStates) ::unlink(path_of(id, st).c_str());
   ::unlink((dir_ + "/failed/" + id + ".reason").c_str());
   for (const char* sql : {"DELETE FROM media WHERE message=?", "DELETE FROM messages WHERE id=?"}) {
     auto st = db_->prepare(sql);
@@ -717,10 +912,19 @@ bool Spool::drop(const std::string& id) {
 }
 
 std::size_t Spool::expire_done(std::int64_t now, std::int64_t retention_seconds) {
-  auto st = db_->prepare("SELECT id FROM messages WHERE state='done' AND finished_at>0 AND finished_at<?");
-  st.bind(1, now - retention_seconds);
+  return expire_files(State::Done, now, retention_seconds);
+}
+
+std::size_t Spool::expire_ignored(std::int64_t now, std::int64_t retention_seconds) {
+  return expire_files(State::Ignored, now, retention_seconds);
+}
+
+// The raw file goes; the record stays (the seen-set, `queue list`).
+std::size_t Spool::expire_files(State state, std::int64_t now, std::int64_t retention_seconds) {
+  auto st = db_->prepare("SELECT id FROM messages WHERE state=? AND finished_at>0 AND finished_at<?");
+  st.bind(1, std::string(to_string(state))).bind(2, now - retention_seconds);
   std::size_t n = 0;
-  while (st.step()) n += ::unlink(existing_path(st.text(0), State::Done).c_str()) == 0;
+  while (st.step()) n += ::unlink(existing_path(st.text(0), state).c_str()) == 0;
   return n;
 }
 

@@ -188,7 +188,102 @@ TEST(ProcessorMetrics, IgnoredMailIsCountedByKindNotByHeaderValue) {
                     "smtp")
                 .id;
   rig.process(id);
-  EXPECT_EQ(rig.spool->get(id)->state, spool::State::Done);
+  EXPECT_EQ(rig.spool->get(id)->state, spool::State::Ignored);
   EXPECT_TRUE(rig.fake.tickets().empty());
   EXPECT_EQ(registry.value("mailgate_ignored_total", {{"reason", "auto-reply"}}).value_or(0), before + 1);
+}
+
+// ---- the decision step (design.md "Order of decisions") ----
+
+namespace {
+const std::string kAutoReply =
+    "From: Jane <jane@example.com>\r\nSubject: Out of office\r\nX-Autoreply: yes\r\n"
+    "Message-ID: <away@x>\r\n\r\naway\r\n";
+}  // namespace
+
+TEST(ProcessorDecision, TheDecisionIsRecordedBeforeAnythingIsPosted) {
+  CrashRig rig;
+  rig.fake.set_rate_limits(1'000'000, 2);  // the user lookup and creation pass, the ticket POST cannot
+  auto id = rig.accept("Printer on fire", 1);
+  rig.process(id);
+  ASSERT_TRUE(rig.fake.tickets().empty());
+  auto rec = rig.spool->get(id);
+  EXPECT_EQ(rec->state, spool::State::Queued);
+  EXPECT_EQ(rec->decision.action, "ticket");
+  EXPECT_EQ(rec->decision.from_address, "jane@example.com");
+  EXPECT_EQ(rec->decision.subject, "Printer on fire");
+  EXPECT_EQ(rec->decision.ticket_fields, "{}");
+}
+
+TEST(ProcessorDecision, IgnoredMailKeepsItsReasonAndKind) {
+  CrashRig rig;
+  auto id = rig.spool->accept(kAutoReply, "smtp").id;
+  rig.process(id);
+  auto rec = rig.spool->get(id);
+  EXPECT_EQ(rec->state, spool::State::Ignored);
+  EXPECT_EQ(rec->decision.action, "ignore");
+  EXPECT_FALSE(rec->decision.reason.empty());
+  EXPECT_EQ(rec->decision.kind, rec->decision.reason.substr(0, rec->decision.reason.find(" (")));
+  EXPECT_TRUE(rig.fake.tickets().empty());
+}
+
+// After a restart the recorded decision stands: the mail is not decided
+// again (an auto-reply a person released stays a ticket, with the fields
+// recorded then, whatever tickets.defaults says now).
+TEST(ProcessorDecision, ARecordedDecisionIsNotTakenAgain) {
+  CrashRig rig;
+  auto id = rig.spool->accept(kAutoReply, "smtp").id;
+  rig.spool->record_decision(id, {"ticket", "billing", "", "", "jane@example.com", "Out of office", R"({"queue":7})"});
+  rig.process(id);
+  ASSERT_EQ(rig.fake.tickets().size(), 1u);
+  EXPECT_EQ(rig.fake.tickets()[0].request.value("queue", nlohmann::json()), nlohmann::json(7));
+  EXPECT_EQ(rig.spool->get(id)->state, spool::State::Done);
+}
+
+TEST(ProcessorDecision, IgnoredMailRetriedByAPersonBecomesATicket) {
+  CrashRig rig;
+  auto id = rig.spool->accept(kAutoReply, "smtp").id;
+  rig.process(id);
+  ASSERT_EQ(rig.spool->get(id)->state, spool::State::Ignored);
+  ASSERT_TRUE(rig.spool->retry(id));
+  rig.process(id);
+  ASSERT_EQ(rig.fake.tickets().size(), 1u);
+  auto rec = rig.spool->get(id);
+  EXPECT_EQ(rec->state, spool::State::Done);
+  EXPECT_EQ(rec->decision.action, "ticket");
+  EXPECT_TRUE(rec->person_decided);
+}
+
+// MAIL FROM:<> over SMTP is a bounce; a message with no kept envelope
+// (spooled before envelopes were kept) is not one for its empty MAIL FROM.
+TEST(ProcessorDecision, OnlyAKeptNullSenderIsABounce) {
+  CrashRig rig;
+  pipeline::ProcessorSettings settings;
+  settings.router = routing::Router::build(config::Config{});
+  rig.processor = std::make_unique<pipeline::Processor>(rig.io.get_executor(), *rig.spool, rig.client.get(), settings);
+  spool::Incoming in = rig.spool->begin();
+  in.write("From: Jane <jane@example.com>\r\nSubject: null sender\r\nMessage-ID: <null@x>\r\n\r\nbody\r\n");
+  in.set_envelope(spool::Envelope{"", {"support@example.com"}});
+  auto bounce = rig.spool->commit(std::move(in), "smtp").id;
+  auto old = rig.accept("spooled before envelopes", 1);
+  rig.process(bounce);
+  rig.process(old);
+  EXPECT_EQ(rig.spool->get(bounce)->state, spool::State::Ignored);
+  EXPECT_EQ(rig.spool->get(bounce)->decision.kind, "bounce");
+  EXPECT_EQ(rig.spool->get(old)->state, spool::State::Done) << rig.spool->get(old)->decision.reason;
+}
+
+// The Router's ticket fields, not the processor's tickets.defaults, go to the API.
+TEST(ProcessorDecision, TheTicketIsPostedWithTheRoutersFields) {
+  CrashRig rig;
+  config::Config cfg;
+  cfg.ticket_defaults = {{"queue", 5}, {"priority", "high"}};
+  pipeline::ProcessorSettings p;
+  p.router = routing::Router::build(cfg);
+  rig.processor = std::make_unique<pipeline::Processor>(rig.io.get_executor(), *rig.spool, rig.client.get(), p);
+  auto id = rig.accept("Routed", 1);
+  rig.process(id);
+  ASSERT_EQ(rig.fake.tickets().size(), 1u);
+  EXPECT_EQ(rig.fake.tickets()[0].request.value("queue", nlohmann::json()), nlohmann::json(5));
+  EXPECT_EQ(rig.spool->get(id)->decision.ticket_fields, cfg.ticket_defaults.dump());
 }

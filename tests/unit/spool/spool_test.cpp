@@ -4,6 +4,7 @@
 #include "mailgate/spool/spool.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/statvfs.h>
 
 #include <filesystem>
@@ -247,4 +248,212 @@ TEST_F(SpoolTest, ALimitBelowTheDisksFreeSpaceAcceptsMailThatFits) {
   auto why = s->check_capacity(free_now);
   ASSERT_TRUE(why.has_value());
   EXPECT_EQ(*why, "spool disk nearly full");
+}
+
+// ---- envelope, held and ignored mail (design.md "A support mailbox") ----
+
+namespace {
+
+std::string commit_with(Spool& s, const std::string& raw, const std::string& source, Envelope envelope = {}) {
+  Incoming in = s.begin();
+  in.write(raw);
+  in.set_envelope(std::move(envelope));
+  auto r = s.commit(std::move(in), source);
+  EXPECT_EQ(r.kind, AcceptResult::Kind::Accepted);
+  return r.id;
+}
+
+MessageRecord s_get_without_envelope(const std::string& dir) {
+  auto s = Spool::open(dir, {0, 0});
+  return *s->get(s->accept(mail("bare@x"), "smtp").id);
+}
+
+RecordedDecision decided(const std::string& action, const std::string& kind = "", const std::string& from = "a@example.org") {
+  return {action, "", action == "ticket" ? "" : "because " + kind, kind, from, "s", R"({"queue":3})"};
+}
+
+}  // namespace
+
+TEST_F(SpoolTest, TheEnvelopeIsKeptWithTheMessage) {
+  std::string id;
+  {
+    auto s = open();
+    id = commit_with(*s, mail("env@x"), "lmtp", {"bounce@sender.example", {"billing@example.com", "Support@Example.com"}});
+  }
+  auto rec = open()->get(id);  // durable: a new process sees it
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->source, "lmtp");
+  EXPECT_EQ(rec->mail_from, "bounce@sender.example");
+  EXPECT_TRUE(rec->envelope_kept);
+  EXPECT_FALSE(s_get_without_envelope(dir.string()).envelope_kept) << "bare bytes have no envelope, not a null sender";
+  EXPECT_EQ(rec->recipients, (std::vector<std::string>{"billing@example.com", "Support@Example.com"}));
+}
+
+TEST_F(SpoolTest, AnEnvelopeAddressWithALineBreakIsNotKept) {
+  auto s = open();
+  auto id = commit_with(*s, mail("crlf@x"), "deliver", {"a@x\nb", {"ok@example.com", "evil@x\r\nqueue: 1"}});
+  auto rec = s->get(id);
+  EXPECT_EQ(rec->mail_from, "");
+  EXPECT_EQ(rec->recipients, std::vector<std::string>{"ok@example.com"});
+}
+
+TEST_F(SpoolTest, ImapMailTakesItsRecipientsFromTheHeader) {
+  auto s = open();
+  const std::string tail = "From: a@example.org\r\nSubject: s\r\nMessage-ID: <";
+  // Delivered-To first (every one of them), then X-Original-To, then To and Cc.
+  auto delivered = commit_with(*s,
+                               "Delivered-To: Billing@Example.com\r\nDelivered-To: support@example.com\r\n"
+                               "X-Original-To: other@example.com\r\nTo: to@example.com\r\n" + tail + "1@x>\r\n\r\nb\r\n",
+                               "imap:support");
+  auto original = commit_with(*s, "X-Original-To: billing@example.com\r\nTo: to@example.com\r\n" + tail + "2@x>\r\n\r\nb\r\n",
+                              "imap:support");
+  auto to_cc = commit_with(*s,
+                           "To: \"Doe, Jane\" <jane@example.com>, bob@example.com (Bob, B.)\r\n"
+                           "Cc: undisclosed-recipients:;, Team: carol@example.com;\r\n"
+                           " , <dave@example.com>\r\n" + tail + "3@x>\r\n\r\nb\r\n",
+                           "imap:support");
+  auto smtp = commit_with(*s, "To: to@example.com\r\n" + tail + "4@x>\r\n\r\nb\r\n", "smtp");
+  EXPECT_EQ(s->get(delivered)->recipients, (std::vector<std::string>{"billing@example.com", "support@example.com"}));
+  EXPECT_EQ(s->get(original)->recipients, std::vector<std::string>{"billing@example.com"});
+  EXPECT_EQ(s->get(to_cc)->recipients,
+            (std::vector<std::string>{"jane@example.com", "bob@example.com", "carol@example.com", "dave@example.com"}));
+  EXPECT_TRUE(s->get(smtp)->recipients.empty()) << "an SMTP envelope is never guessed from the header";
+}
+
+TEST_F(SpoolTest, HeldMailIsKeptUntilAPersonReleasesIt) {
+  auto s = open();
+  auto id = s->accept(mail("held@x"), "smtp").id;
+  s->record_decision(id, decided("hold", "bulk"));
+  auto rec = s->get(id);
+  EXPECT_EQ(rec->state, State::Held);
+  EXPECT_EQ(rec->decision.reason, "because bulk");
+  EXPECT_EQ(rec->decision.kind, "bulk");
+  EXPECT_TRUE(fs::exists(dir / "held" / (id + ".eml")));
+  EXPECT_TRUE(s->due(rec->received_at + 1, 10).empty()) << "held mail is not processed";
+  ASSERT_EQ(s->list(State::Held).size(), 1u);
+  EXPECT_TRUE(s->list(State::Queued).empty());
+  auto st = s->stats();
+  ASSERT_EQ(st.held_by_kind.size(), 1u);
+  EXPECT_EQ(st.held_by_kind[0], (std::pair<std::string, std::uint64_t>{"bulk", 1}));
+
+  EXPECT_FALSE(s->retry(id)) << "retry is for failed and ignored mail";
+  ASSERT_TRUE(s->release(id));
+  rec = s->get(id);
+  EXPECT_EQ(rec->state, State::Queued);
+  EXPECT_TRUE(rec->person_decided);
+  EXPECT_EQ(rec->decision.action, "") << "decided again, by the person's mark";
+  EXPECT_EQ(s->read_raw(id), mail("held@x"));
+  EXPECT_TRUE(fs::exists(s->path_of(id, State::Queued)));
+  EXPECT_EQ(s->due(rec->next_attempt_at, 10).size(), 1u);
+  EXPECT_FALSE(s->release(id)) << "only held mail is released";
+  EXPECT_TRUE(s->stats().held_by_kind.empty());
+}
+
+TEST_F(SpoolTest, IgnoredMailIsKeptInDoneAndCanBeRetriedAsAPersonsDecision) {
+  auto s = open();
+  auto id = s->accept(mail("ign@x"), "smtp").id;
+  s->record_decision(id, decided("ignore", "auto_reply"));
+  auto rec = s->get(id);
+  EXPECT_EQ(rec->state, State::Ignored);
+  EXPECT_EQ(to_string(rec->state), "ignored");
+  EXPECT_EQ(rec->outcome, "ignored: because auto_reply");
+  EXPECT_TRUE(fs::exists(dir / "done" / (id + ".eml")));
+  EXPECT_EQ(s->list(State::Ignored).size(), 1u);
+  EXPECT_TRUE(s->list(State::Done).empty());
+  EXPECT_FALSE(s->release(id)) << "release is for held mail";
+  ASSERT_TRUE(s->retry(id));
+  rec = s->get(id);
+  EXPECT_EQ(rec->state, State::Queued);
+  EXPECT_TRUE(rec->person_decided);
+  EXPECT_EQ(rec->decision.action, "");
+  EXPECT_TRUE(fs::exists(s->path_of(id, State::Queued)));
+}
+
+TEST_F(SpoolTest, DoneMailIsNeitherRetriedNorReleased) {
+  auto s = open();
+  auto id = s->accept(mail("done@x"), "smtp").id;
+  s->set_ticket(id, "12");
+  EXPECT_FALSE(s->retry(id));
+  EXPECT_FALSE(s->release(id));
+  EXPECT_EQ(s->get(id)->state, State::Done);
+}
+
+TEST_F(SpoolTest, ATicketDecisionStaysQueuedWithItsFields) {
+  std::string id;
+  {
+    auto s = open();
+    id = s->accept(mail("t@x"), "smtp").id;
+    s->record_decision(id, {"ticket", "billing", "", "", "Jane@Example.com", "Invoice", R"({"queue":3})"});
+  }
+  auto rec = open()->get(id);
+  EXPECT_EQ(rec->state, State::Queued);
+  EXPECT_EQ(rec->decision.action, "ticket");
+  EXPECT_EQ(rec->decision.route, "billing");
+  EXPECT_EQ(rec->decision.from_address, "jane@example.com");
+  EXPECT_EQ(rec->decision.subject, "Invoice");
+  EXPECT_EQ(rec->decision.ticket_fields, R"({"queue":3})");
+  EXPECT_GT(rec->decided_at, 0);
+  EXPECT_FALSE(rec->person_decided);
+}
+
+TEST_F(SpoolTest, FloodCountsTicketDecisionsOfOneSenderInTheWindow) {
+  auto s = open();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(s->accept(mail("f" + std::to_string(i) + "@x"), "smtp").id);
+  const std::int64_t now = s->get(ids[0])->received_at;
+  s->record_decision(ids[0], decided("ticket", "", "jane@example.com"));
+  s->record_decision(ids[1], decided("ticket", "", "JANE@example.com"));  // addresses compare without case
+  s->record_decision(ids[2], decided("hold", "flood", "jane@example.com"));  // not a ticket
+  s->record_decision(ids[3], decided("ticket", "", "bob@example.com"));
+  EXPECT_EQ(s->count_ticket_decisions("jane@example.com", now - 3600, "other"), 2);
+  EXPECT_EQ(s->count_ticket_decisions("Jane@Example.com", now - 3600, ids[0]), 1) << "the message itself is not counted";
+  EXPECT_EQ(s->count_ticket_decisions("jane@example.com", now + 3600, "other"), 0) << "outside the window";
+  EXPECT_EQ(s->count_ticket_decisions("bob@example.com", now - 3600, "other"), 1);
+}
+
+TEST_F(SpoolTest, IgnoredMailExpiresByItsOwnRetention) {
+  auto s = open();
+  auto ignored = s->accept(mail("i@x"), "smtp").id;
+  auto done = s->accept(mail("d@x"), "smtp").id;
+  s->record_decision(ignored, decided("ignore", "bounce"));
+  s->set_ticket(done, "7");
+  const std::int64_t now = s->get(done)->received_at;
+  EXPECT_EQ(s->expire_done(now + 100, 10), 1u) << "done_retention: tickets only";
+  EXPECT_TRUE(fs::exists(s->path_of(ignored, State::Ignored)));
+  EXPECT_EQ(s->expire_ignored(now + 100, 1000), 0u) << "inside ignored_retention";
+  EXPECT_TRUE(fs::exists(s->path_of(ignored, State::Ignored)));
+  EXPECT_EQ(s->expire_ignored(now + 100, 10), 1u);
+  EXPECT_FALSE(fs::exists(s->path_of(ignored, State::Ignored)));
+  EXPECT_EQ(s->get(ignored)->state, State::Ignored) << "the record stays";
+}
+
+TEST_F(SpoolTest, ASpoolFromBeforeTheEnvelopeIsMigrated) {
+  // The first schema, as mailgate 0.1 created it, with one queued message.
+  fs::create_directories(dir / "queue");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir / "state.sqlite").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE messages(id TEXT PRIMARY KEY, state TEXT NOT NULL, seen_key TEXT NOT NULL, "
+                         "source TEXT, message_id TEXT, size INTEGER, received_at INTEGER, next_attempt_at INTEGER, "
+                         "attempts INTEGER DEFAULT 0, last_error TEXT DEFAULT '', user_uuid TEXT DEFAULT '', "
+                         "ticket_id TEXT DEFAULT '', ticket_post_started INTEGER DEFAULT 0, outcome TEXT DEFAULT '', "
+                         "finished_at INTEGER DEFAULT 0);"
+                         "INSERT INTO messages(id, state, seen_key, source, message_id, size, received_at, "
+                         "next_attempt_at) VALUES('old-1', 'queued', 'mid:old@x', 'smtp', 'old@x', 5, 1, 1);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  { std::ofstream(dir / "queue" / "old-1.eml") << mail("old@x"); }
+  auto s = open();
+  auto rec = s->get("old-1");
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->mail_from, "");
+  EXPECT_TRUE(rec->recipients.empty());
+  EXPECT_EQ(rec->decision.action, "");
+  EXPECT_FALSE(rec->person_decided);
+  EXPECT_FALSE(rec->envelope_kept) << "its empty MAIL FROM is unknown, not <>";
+  s->record_decision("old-1", decided("hold", "bulk"));
+  EXPECT_EQ(s->get("old-1")->state, State::Held);
+  ASSERT_TRUE(s->release("old-1"));
+  EXPECT_EQ(s->read_raw("old-1"), mail("old@x"));
 }

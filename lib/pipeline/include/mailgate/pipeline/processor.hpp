@@ -38,6 +38,7 @@
 #include "mailgate/messenger/messenger_client.hpp"
 #include "mailgate/net/asio.hpp"
 #include "mailgate/pipeline/threading.hpp"
+#include "mailgate/routing/router.hpp"
 #include "mailgate/spool/spool.hpp"
 
 namespace mailgate::pipeline {
@@ -46,6 +47,9 @@ struct ProcessorSettings {
   std::size_t concurrency = 4;                   // messages processed at once
   mail::DraftOptions draft;
   nlohmann::json ticket_defaults = nlohmann::json::object();
+  // Routes and policy (serve builds it from the config, SIGHUP rebuilds it).
+  // Null: the draft's own ignore reason and ticket_defaults, nothing held.
+  std::shared_ptr<const routing::Router> router;
   bool dry_run = false;                          // write requests under spool/dry-run, call nothing
   std::chrono::seconds media_max_age{50 * 60};   // re-upload older media (the API deletes it after 1 h)
   std::chrono::seconds retry_base{30};           // backoff between attempts of one message
@@ -84,10 +88,18 @@ class Processor {
 
  private:
   net::asio::awaitable<void> process_steps(spool::MessageRecord record);
+  // The decision step (design.md "Order of decisions"): routes and policy,
+  // then flood, recorded in the spool before anything is posted. A message
+  // decided before a restart keeps its decision. Returns the fields to post
+  // the ticket with, or nullopt when the message is now held or ignored.
+  std::optional<nlohmann::json> decide_and_record(const spool::MessageRecord& record, const mail::TicketDraft& draft);
+  routing::Decision decide(const spool::MessageRecord& record, const mail::TicketDraft& draft);
+  routing::Decision decide_without_router(const mail::TicketDraft& draft, bool person_decided) const;
+  nlohmann::json recorded_fields(const spool::MessageRecord& record) const;
   net::asio::awaitable<void> post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft,
-                                         const ThreadHeaders& thread_headers);
+                                         const ThreadHeaders& thread_headers, nlohmann::json ticket_fields);
   void write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft,
-                     const ThreadHeaders& thread_headers);
+                     const ThreadHeaders& thread_headers, const nlohmann::json& ticket_fields);
   void handle_error(const spool::MessageRecord& record, const messenger::ApiError& error, std::string_view step);
   static std::optional<std::string> stale_reference(const messenger::ApiError& error, bool fresh_user,
                                                     bool all_media_fresh);

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace mailgate::spool {
@@ -22,8 +23,34 @@ struct SpoolLimits {
   std::uint64_t min_free_bytes = 64 * 1024 * 1024;  // refuse new mail when the disk has less free
 };
 
-enum class State { Queued, Done, Failed };
-std::string_view to_string(State s);
+// held: kept, not posted, until `queue release` (held/). ignored: kept in
+// done/ for policy.ignored_retention, `queue retry` makes it a ticket.
+enum class State { Queued, Held, Done, Ignored, Failed };
+std::string_view to_string(State s);  // queued, held, done, ignored, failed
+std::optional<State> state_named(std::string_view name);
+
+// What the message arrived with besides its bytes (design.md "Envelope").
+// The source is passed to commit(); IMAP has no envelope: a message
+// committed from an imap:NAME source without recipients takes them from its
+// header (Delivered-To, else X-Original-To, else To and Cc).
+struct Envelope {
+  std::string mail_from;                // "" for the null sender <>
+  std::vector<std::string> recipients;  // every accepted RCPT TO, in order
+};
+inline constexpr std::size_t kMaxEnvelopeRecipients = 100;  // kept per message (SMTP's max_recipients)
+inline constexpr std::size_t kMaxAddressLength = 320;       // longer addresses are not kept
+
+// What the decision step decided (design.md "Order of decisions"), recorded
+// before anything is posted so a restart never decides again.
+struct RecordedDecision {
+  std::string action;         // ticket | ignore | hold
+  std::string route;          // the matched route's name, "" for none
+  std::string reason;         // why, for every action but a plain ticket
+  std::string kind;           // auto_reply, bounce, bulk, flood, route, …: metrics label
+  std::string from_address;   // the address that would become the ticket's user
+  std::string subject;        // the decoded title
+  std::string ticket_fields;  // JSON object text: the fields the ticket is posted with
+};
 
 struct MessageRecord {
   std::string id;
@@ -41,6 +68,15 @@ struct MessageRecord {
   std::int64_t ticket_post_started_at = 0;  // UNIX seconds: when the first POST /tickets began (0: never)
   std::string ticket_full_uuid;      // the ticket's reference people see (ticket_id: the API's id, for paths)
   std::string outcome;               // "ticket 1234", "reply 55 on ticket 7 (by references)", "ignored: …", "failed: …"
+  std::string mail_from;             // the envelope (design.md "Envelope")
+  std::vector<std::string> recipients;
+  // The ingest handed an envelope in (SMTP, LMTP, deliver). False for mail
+  // spooled before envelopes were kept, recovered orphans, and tools that
+  // commit bare bytes: then "" in mail_from is unknown, not the null sender.
+  bool envelope_kept = false;
+  RecordedDecision decision;         // decision.action "": not decided yet
+  std::int64_t decided_at = 0;       // UNIX seconds
+  bool person_decided = false;       // released or retried by a person: policy and flood skipped
   // Threading (thread_index.cpp). A message that joined a ticket keeps it
   // here, never in ticket_id: ticket_id means "this message created it".
   std::string joined_ticket;         // stored form; "" unless it joins (or joined) a ticket as a reply
@@ -100,6 +136,8 @@ class Incoming {
   std::uint64_t size() const { return size_; }
   const std::string& id() const { return id_; }
   const std::string& error() const { return error_; }
+  // Kept with the message at commit (SMTP/LMTP: MAIL FROM and every RCPT TO).
+  void set_envelope(Envelope envelope) { envelope_ = std::move(envelope); }
 
  private:
   friend class Spool;
@@ -114,6 +152,7 @@ class Incoming {
   std::uint64_t size_ = 0;
   std::string buffer_;
   std::string header_;  // the first bytes, to find Message-ID
+  std::optional<Envelope> envelope_;
   struct Hash;
   std::unique_ptr<Hash> hash_;
 };
@@ -160,7 +199,15 @@ class Spool {
   // The message that recorded this ticket id, if any (a ticket found by
   // lookup is adopted only when no other message has it).
   std::optional<std::string> message_with_ticket(const std::string& ticket_id);
-  void finish(const std::string& id, const std::string& outcome);            // → done/ (ignored, dry-run)
+  void finish(const std::string& id, const std::string& outcome);            // → done/ (dry-run)
+  // One transaction: the decision's fields, and for hold → held/, for
+  // ignore → done/ in state ignored. A ticket stays queued.
+  void record_decision(const std::string& id, const RecordedDecision& decision);
+  // Messages decided "ticket" for this user address since `since`, other
+  // than `except_id` (policy.flood counts decisions, so in-flight ones count).
+  int count_ticket_decisions(const std::string& from_address, std::int64_t since, const std::string& except_id);
+  // Where dry-run mode writes the ticket request of this message.
+  std::string dry_run_path(const std::string& id) const;
   void defer(const std::string& id, std::int64_t next_attempt_at, const std::string& error);
   void fail(const std::string& id, const std::string& reason);               // → failed/ + .reason
   std::optional<std::string> cached_user(const std::string& address);
@@ -223,15 +270,22 @@ class Spool {
     std::uint64_t queued_bytes = 0;
     std::uint64_t deferred = 0;          // queued, with at least one failed attempt
     std::int64_t oldest_queued_at = 0;   // UNIX seconds, 0 when nothing is queued
+    std::vector<std::pair<std::string, std::uint64_t>> held_by_kind;  // held messages by decision kind
   };
   Stats stats();
 
   // ---- operator ----
   std::vector<MessageRecord> list(std::optional<State> state = std::nullopt);
-  bool retry(const std::string& id);  // failed or deferred → queued now
+  // failed or deferred → queued now; ignored → queued as a person's
+  // decision (decided again, policy and flood skipped). False otherwise.
+  bool retry(const std::string& id);
+  // held → queued as a person's decision. False when not held.
+  bool release(const std::string& id);
   bool drop(const std::string& id);   // removed entirely (the seen key stays)
   // Removes done/ files older than `retention_seconds`; returns how many.
   std::size_t expire_done(std::int64_t now, std::int64_t retention_seconds);
+  // The same for ignored mail (policy.ignored_retention).
+  std::size_t expire_ignored(std::int64_t now, std::int64_t retention_seconds);
 
   const std::string& dir() const { return dir_; }
   std::string path_of(const std::string& id, State state) const;
@@ -257,6 +311,8 @@ class Spool {
   void run_committer();
   void recover();
   void move_file(const std::string& id, State from, State to);
+  bool requeue_decided_by_person(const std::string& id, State from);
+  std::size_t expire_files(State state, std::int64_t now, std::int64_t retention_seconds);
 
   std::string dir_;
   SpoolLimits limits_;
