@@ -85,7 +85,8 @@ Json message_json(const spool::MessageRecord& m) {
   o["from"] = text_or_null(m.decision.from_address);
   o["subject"] = m.decision.action.empty() ? Json(nullptr) : Json(m.decision.subject);
   o["reason"] = text_or_null(reason_of(m));
-  o["ticket"] = ticket_json(m.ticket_id);
+  // The ticket it created or, as a reply, joined (design.md: "created or joined").
+  o["ticket"] = ticket_json(m.ticket_id.empty() ? m.joined_ticket : m.ticket_id);
   return o;
 }
 
@@ -121,7 +122,12 @@ void show(spool::Spool& spool, const spool::MessageRecord& m) {
               << "\ndecided: " << when(m.decided_at);
   if (m.person_decided) std::cout << "\nperson_decided: yes (released or retried: policy and flood skipped)";
   std::cout << "\nuser: " << safe(m.user_uuid) << "\nticket: " << safe(m.ticket_id)
-            << "\nticket_full_uuid: " << safe(m.ticket_full_uuid) << "\noutcome: " << safe(m.outcome)
+            << "\nticket_full_uuid: " << safe(m.ticket_full_uuid);
+  if (!m.joined_ticket.empty())
+    std::cout << "\njoined_ticket: " << safe(m.joined_ticket) << " (by " << safe(m.thread_by) << ")"
+              << "\nreply: " << safe(m.reply_id)
+              << (m.reply_post_started_at ? "\nreply_post_started: " + when(m.reply_post_started_at) : std::string());
+  std::cout << "\noutcome: " << safe(m.outcome)
             << "\nfile: " << safe(spool.existing_path(m.id, m.state)) << "\n";
   for (const auto& media : spool.media(m.id))
     std::cout << "media: " << safe(media.ref) << " " << safe(media.uuid) << " uploaded " << when(media.uploaded_at)

@@ -75,6 +75,15 @@ class Threading(unittest.TestCase):
         listing = mg.queue("list").stdout
         self.assertRegex(listing, r"reply \S+ on ticket %d \(by references\)" % ticket)
         self.assertRegex(listing, r"reply \S+ on ticket %d \(by subject\)" % ticket)
+        # queue list --json names the ticket each message created or joined;
+        # queue show says which ticket a reply joined, and how.
+        rows = json.loads(mg.queue("list", "--json").stdout)
+        self.assertEqual(len(rows), 5)
+        self.assertEqual({row["ticket"] for row in rows}, {ticket})
+        reply_row = next(row for row in rows if "by subject" in (mg.queue("show", row["id"]).stdout))
+        shown = mg.queue("show", reply_row["id"]).stdout
+        self.assertIn("joined_ticket: %d (by subject)" % ticket, shown)
+        self.assertRegex(shown, r"\nreply: \d+")
 
     def preview(self, mg, raw, config=None):
         path = os.path.join(self.work.path, "preview.eml")
