@@ -24,23 +24,18 @@ constexpr const char* kUsage =
     "       mailgate queue show|retry|release|drop ID --config FILE\n";
 constexpr std::size_t kOutcomeColumn = 100;  // characters of the outcome a list line shows
 
-std::string when(std::int64_t t) {
+// Local time for people (list, show); UTC ISO 8601 for --json.
+std::string format_time(std::int64_t t, bool utc, const char* format) {
   char buf[32];
   std::time_t tt = static_cast<std::time_t>(t);
   std::tm tm{};
-  localtime_r(&tt, &tm);
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  if (utc) gmtime_r(&tt, &tm);
+  else localtime_r(&tt, &tm);
+  std::strftime(buf, sizeof buf, format, &tm);
   return buf;
 }
-
-std::string iso8601_utc(std::int64_t t) {
-  char buf[32];
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string when(std::int64_t t) { return format_time(t, false, "%Y-%m-%d %H:%M:%S"); }
+std::string iso8601_utc(std::int64_t t) { return format_time(t, true, "%Y-%m-%dT%H:%M:%SZ"); }
 
 // What the spool holds came from mail (Message-ID, errors quoting it): a
 // hostile value must not reach the operator's terminal as escape sequences.

@@ -18,7 +18,8 @@ trap 'rm -rf "$work"' EXIT
 fuzz() {
   local target=$1 seeds=$2 max_len=$3
   mkdir -p "$work/$target/corpus" "$work/$target/artifacts"
-  cp "$seeds"/* "$work/$target/corpus/"
+  # Every file below the seeds directory (tests/corpus/replies/ too).
+  find "$seeds" -type f -exec cp -t "$work/$target/corpus/" {} +
   # -rss_limit_mb: a memory blow-up is a bug too; -timeout: per input.
   "$build/bin/$target" "$work/$target/corpus" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \

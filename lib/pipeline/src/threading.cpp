@@ -8,18 +8,16 @@
 #include <cctype>
 #include <set>
 
+#include "mailgate/mail/text_util.hpp"
+
 namespace mailgate::pipeline {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+using mail::ascii_lower;
 
 bool starts_with_field(std::string_view line, std::string_view name) {
   if (line.size() <= name.size() || line[name.size()] != ':') return false;
-  return lower(line.substr(0, name.size())) == name;
+  return ascii_lower(line.substr(0, name.size())) == name;
 }
 
 // The value of the first field `name` (lower-case) in the header block,
@@ -88,7 +86,7 @@ std::vector<std::string> thread_candidates(const ThreadHeaders& headers) {
   std::vector<std::string> out;
   std::set<std::string> seen;
   auto add = [&](const std::string& id) {
-    if (seen.insert(lower(id)).second) out.push_back(id);
+    if (seen.insert(ascii_lower(id)).second) out.push_back(id);
   };
   for (const auto& id : headers.in_reply_to) add(id);
   for (auto it = headers.references.rbegin(); it != headers.references.rend(); ++it) add(*it);
@@ -152,7 +150,7 @@ JoinVerdict may_join(config::ThreadAllow allow, std::string_view sender_address,
                      std::string_view creator_address, std::string_view creator_user) {
   if (allow == config::ThreadAllow::Any) return JoinVerdict::Join;
   if (!creator_address.empty() && !sender_address.empty())
-    return lower(creator_address) == lower(sender_address) ? JoinVerdict::Join : JoinVerdict::NotCreator;
+    return ascii_lower(creator_address) == ascii_lower(sender_address) ? JoinVerdict::Join : JoinVerdict::NotCreator;
   if (!creator_user.empty() && !sender_user.empty())
     return creator_user == sender_user ? JoinVerdict::Join : JoinVerdict::NotCreator;
   return JoinVerdict::CreatorUnknown;
@@ -172,8 +170,8 @@ std::optional<ThreadMatch> offline_thread(const ThreadMatcher& matcher, const co
 }
 
 bool is_closed(std::string_view status, const std::vector<std::string>& closed_statuses) {
-  const std::string s = lower(status);
-  return std::any_of(closed_statuses.begin(), closed_statuses.end(), [&](const std::string& c) { return lower(c) == s; });
+  const std::string s = ascii_lower(status);
+  return std::any_of(closed_statuses.begin(), closed_statuses.end(), [&](const std::string& c) { return ascii_lower(c) == s; });
 }
 
 std::string follow_up_note(std::string_view closed_ticket_reference) {

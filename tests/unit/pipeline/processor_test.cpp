@@ -8,6 +8,7 @@
 
 #include <filesystem>
 
+#include "fake_client_settings.hpp"
 #include "fake_messenger.hpp"
 
 namespace fs = std::filesystem;
@@ -66,14 +67,8 @@ struct CrashRig {
   explicit CrashRig(bool external_id = false) {
     fs::remove_all(dir);
     spool = spool::Spool::open(dir.string(), {0, 0});
-    messenger::MessengerSettings s;
-    s.api_key = "test-api-key";
-    s.secret = "test-secret";
-    s.auth_url = fake.auth_url();
-    s.allow_plain_http = true;
-    s.backoff.base = std::chrono::milliseconds(10);
-    s.backoff.cap = std::chrono::milliseconds(50);
-    client = std::make_unique<messenger::MessengerClient>(io.get_executor(), s);
+    client = std::make_unique<messenger::MessengerClient>(io.get_executor(),
+                                                          mailgate::pipeline::test::fake_client_settings(fake));
     pipeline::ProcessorSettings p;
     p.external_id = external_id;
     processor = std::make_unique<pipeline::Processor>(io.get_executor(), *spool, client.get(), p);
