@@ -18,8 +18,13 @@ trap 'rm -rf "$work"' EXIT
 fuzz() {
   local target=$1 seeds=$2 max_len=$3
   mkdir -p "$work/$target/corpus" "$work/$target/artifacts"
-  # Every file below the seeds directory (tests/corpus/replies/ too).
-  find "$seeds" -type f -exec cp -t "$work/$target/corpus/" {} +
+  # Every file below the seeds directory (tests/corpus/replies/ too), named
+  # by its path so replies/README.md does not collide with README.md.
+  local f rel
+  while IFS= read -r -d '' f; do
+    rel=${f#"$seeds"/}
+    cp "$f" "$work/$target/corpus/${rel//\//_}"
+  done < <(find "$seeds" -type f -print0)
   # -rss_limit_mb: a memory blow-up is a bug too; -timeout: per input.
   "$build/bin/$target" "$work/$target/corpus" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
