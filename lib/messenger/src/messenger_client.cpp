@@ -154,6 +154,22 @@ std::string normalized_whitespace(std::string_view text) {
   return out;
 }
 
+// A reply's text as the exactly-once lookup compares it: whitespace folded,
+// and each inline image's media id ("att:ID") blanked — media older than
+// the API's hour is uploaded again before a retry, so the same reply then
+// names new ids (its attachments differ the same way and are not compared).
+std::string comparable_reply_text(std::string_view text) {
+  std::string out = normalized_whitespace(text);
+  constexpr std::string_view kAtt = "\"att:";
+  for (std::size_t p = out.find(kAtt); p != std::string::npos; p = out.find(kAtt, p + kAtt.size())) {
+    const std::size_t id_begin = p + kAtt.size();
+    const std::size_t end = out.find('"', id_begin);
+    if (end == std::string::npos) break;
+    out.erase(id_begin, end - id_begin);
+  }
+  return out;
+}
+
 // A date in UNIX seconds; nullopt when absent, not a number, or beyond any
 // real date (a double out of range must not reach an integer cast).
 std::optional<std::int64_t> unix_seconds_of(const nlohmann::json& j, const char* key) {
@@ -754,12 +770,12 @@ std::optional<std::string> choose_reply(const std::vector<FoundReply>& found, co
                                         std::int64_t since_unix,
                                         const std::function<bool(const std::string& id)>& taken) {
   std::vector<const FoundReply*> candidates;
-  const std::string message = normalized_whitespace(reply.message);
+  const std::string message = comparable_reply_text(reply.message);
   for (const auto& r : found) {
     if (r.id.empty() || r.type != "reply") continue;  // an agent's answer is never ours
     // Ids compared as the API means them: 12 and "12" are one user.
     if (r.creator.empty() || id_text(r.creator) != id_text(reply.creator)) continue;
-    if (normalized_whitespace(r.message) != message) continue;
+    if (comparable_reply_text(r.message) != message) continue;
     // Created before our first attempt began: an earlier mail's reply.
     if (since_unix > 0 && r.creation_date && *r.creation_date < since_unix - kCreationClockSkew) continue;
     if (taken && taken(r.id)) continue;  // recorded for another message

@@ -268,7 +268,7 @@ awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const
     if (step.kind == ThreadStep::Kind::Stop) co_return;
     if (step.kind == ThreadStep::Kind::Reply) {
       messenger::NewReply reply{resolve_placeholders(draft.reply_message, att_by_ref), user, attachments};
-      co_await post_reply(record, draft, step, std::move(reply));
+      co_await post_reply(record, draft, step, std::move(reply), fresh_user);
       co_return;
     }
     ticket_note = step.ticket_note;
@@ -357,6 +357,15 @@ std::optional<std::string> Processor::stale_reference(const messenger::ApiError&
   return std::nullopt;
 }
 
+// When give_up_after starts counting: at arrival, or at a person's release
+// or retry (mail held for a week must not fail on its first 503 after the
+// release). The decision is recorded after `record` was read: read it again.
+std::int64_t Processor::give_up_clock(const spool::MessageRecord& record) {
+  if (!record.person_decided) return record.received_at;
+  const auto now = spool_.get(record.id);
+  return std::max(record.received_at, now ? now->decided_at : record.decided_at);
+}
+
 void Processor::handle_error(const spool::MessageRecord& record, const messenger::ApiError& error,
                              std::string_view step) {
   const std::string what = std::string(step) + ": " + error.message;
@@ -365,7 +374,7 @@ void Processor::handle_error(const spool::MessageRecord& record, const messenger
     spool_.fail(record.id, what);
     return;
   }
-  if (now_unix() - record.received_at > settings_.give_up_after.count()) {
+  if (now_unix() - give_up_clock(record) > settings_.give_up_after.count()) {
     log::error("pipeline.gave_up", {{"spool_id", record.id}, {"reason", what}});
     spool_.fail(record.id, "gave up after " + std::to_string(settings_.give_up_after.count() / 3600) + " h: " + what);
     return;

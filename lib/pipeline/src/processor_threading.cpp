@@ -154,7 +154,7 @@ awaitable<Processor::ThreadStep> Processor::check_thread(const spool::MessageRec
 }
 
 awaitable<void> Processor::post_reply(const spool::MessageRecord& record, const mail::TicketDraft& draft,
-                                      const ThreadStep& step, messenger::NewReply reply) {
+                                      const ThreadStep& step, messenger::NewReply reply, bool fresh_user) {
   const std::string id = record.id;
   messenger::CallContext ctx{id};
   auto taken = [this, id](const std::string& reply_id) {
@@ -182,7 +182,7 @@ awaitable<void> Processor::post_reply(const spool::MessageRecord& record, const 
   if (!r) {
     // A remembered user an admin deleted: forget it and go again at once,
     // as the ticket path does (only a user taken from memory is suspected).
-    if (stale_reference(r.error(), /*fresh_user=*/record.user_uuid.empty(), /*all_media_fresh=*/true) == "user") {
+    if (stale_reference(r.error(), fresh_user, /*all_media_fresh=*/true) == "user") {
       log::warn("pipeline.stale_reference", {{"spool_id", id}, {"what", "user"}, {"api", r.error().message}});
       spool_.forget_user(draft.user.address);
       spool_.forget_references(id, /*user=*/true, /*media=*/false);

@@ -843,11 +843,19 @@ std::vector<MessageRecord> Spool::list(std::optional<State> state) {
 bool Spool::retry(const std::string& id) {
   auto rec = get(id);
   if (!rec) return false;
-  if (rec->state == State::Ignored) return requeue_decided_by_person(id, State::Ignored);
+  // Ignored mail past policy.ignored_retention has no file left to post.
+  if (rec->state == State::Ignored)
+    return ::access(existing_path(id, State::Ignored).c_str(), F_OK) == 0 &&
+           requeue_decided_by_person(id, State::Ignored);
   if (rec->state != State::Failed && rec->state != State::Queued) return false;
   move_file(id, rec->state, State::Queued);
   ::unlink((dir_ + "/failed/" + id + ".reason").c_str());
-  auto st = db_->prepare("UPDATE messages SET state='queued', next_attempt_at=?, outcome='' WHERE id=?");
+  // A person's decision (design.md): policy and flood are skipped when it
+  // is decided again; a recorded ticket decision stays as it was.
+  // A recorded decision stays, dated now: give_up_after counts from here.
+  auto st = db_->prepare(
+      "UPDATE messages SET state='queued', next_attempt_at=?1, outcome='', person_decided=1, "
+      "decided_at=CASE WHEN decision='' THEN 0 ELSE ?1 END WHERE id=?2");
   st.bind(1, now_unix()).bind(2, id);
   st.step();
   return true;

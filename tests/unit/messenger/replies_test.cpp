@@ -301,6 +301,18 @@ TEST(ChooseReply, MessagesAreComparedWithWhitespaceRunsAsOneSpace) {
   EXPECT_EQ(choose_reply({found("7", "reply", "12", "<p>thanks, Jane</p>", 1000)}, mine, 1000, {}), std::nullopt);
 }
 
+// Media older than the API's hour is uploaded again before a retry, so the
+// reply posted before a long outage names other inline-image ids than the
+// retry would: still ours (else it would be posted twice). The text around
+// the images must still be the same.
+TEST(ChooseReply, InlineImageIdsDoNotTellRepliesApart) {
+  NewReply mine{R"(<p>See <img src="att:9001"/></p>)", "12", {"9001"}};
+  EXPECT_EQ(choose_reply({found("7", "reply", "12", R"(<p>See <img src="att:4711"/></p>)", 1000)}, mine, 1000, {}),
+            "7");
+  EXPECT_EQ(choose_reply({found("7", "reply", "12", R"(<p>Look <img src="att:4711"/></p>)", 1000)}, mine, 1000, {}),
+            std::nullopt);
+}
+
 TEST(ChooseReply, AReplyCreatedBeforeOurFirstAttemptIsAnEarlierMails) {
   NewReply mine{"m", "12", {}};
   const std::int64_t since = 10'000;

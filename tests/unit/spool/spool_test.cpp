@@ -427,6 +427,28 @@ TEST_F(SpoolTest, IgnoredMailExpiresByItsOwnRetention) {
   EXPECT_EQ(s->get(ignored)->state, State::Ignored) << "the record stays";
 }
 
+TEST_F(SpoolTest, IgnoredMailPastItsRetentionCannotBeRetried) {
+  auto s = open();
+  auto id = s->accept(mail("gone@x"), "smtp").id;
+  s->record_decision(id, decided("ignore", "bounce"));
+  const std::int64_t now = s->get(id)->received_at;
+  ASSERT_EQ(s->expire_ignored(now + 100, 10), 1u);
+  EXPECT_FALSE(s->retry(id)) << "no file left to post: queued would only fail";
+  EXPECT_EQ(s->get(id)->state, State::Ignored);
+}
+
+TEST_F(SpoolTest, RetryingFailedMailIsAPersonsDecision) {
+  auto s = open();
+  auto id = s->accept(mail("failed@x"), "smtp").id;
+  s->record_decision(id, decided("ticket", ""));
+  s->fail(id, "gave up");
+  ASSERT_TRUE(s->retry(id));
+  auto rec = s->get(id);
+  EXPECT_EQ(rec->state, State::Queued);
+  EXPECT_TRUE(rec->person_decided) << "design.md: queue retry skips policy and flood";
+  EXPECT_EQ(rec->decision.action, "ticket") << "the recorded decision stays";
+}
+
 TEST_F(SpoolTest, ASpoolFromBeforeTheEnvelopeIsMigrated) {
   // The first schema, as mailgate 0.1 created it, with one queued message.
   fs::create_directories(dir / "queue");

@@ -100,6 +100,7 @@ class Processor {
                                          const ThreadHeaders& thread_headers, nlohmann::json ticket_fields);
   void write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft,
                      const ThreadHeaders& thread_headers, const nlohmann::json& ticket_fields);
+  std::int64_t give_up_clock(const spool::MessageRecord& record);
   void handle_error(const spool::MessageRecord& record, const messenger::ApiError& error, std::string_view step);
   static std::optional<std::string> stale_reference(const messenger::ApiError& error, bool fresh_user,
                                                     bool all_media_fresh);
@@ -129,8 +130,10 @@ class Processor {
   net::asio::awaitable<ThreadStep> check_thread(const spool::MessageRecord& record, const mail::TicketDraft& draft,
                                                 const std::string& user, ThreadMatch match);
   // POST /tickets/{id}/replies exactly once (marked before, looked up after a crash).
+  // `fresh_user`: the user was just looked up or created, not taken from
+  // memory (only a remembered user is suspected when the API refuses it).
   net::asio::awaitable<void> post_reply(const spool::MessageRecord& record, const mail::TicketDraft& draft,
-                                        const ThreadStep& step, messenger::NewReply reply);
+                                        const ThreadStep& step, messenger::NewReply reply, bool fresh_user);
   void finish_reply(const spool::MessageRecord& record, const mail::TicketDraft& draft, const ThreadStep& step,
                     const std::string& reply_id, bool adopted);
   // The index row, then the ticket: a crash between them re-adopts the same ticket.
