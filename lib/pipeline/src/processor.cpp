@@ -200,7 +200,12 @@ void Processor::write_dry_run(const spool::MessageRecord& record, const mail::Ti
   const std::string path = spool_.dry_run_path(record.id);
   {
     std::ofstream out(path + ".tmp");
-    auto json = mail::preview_json(draft, ticket_fields);
+    // Only a ticket decision gets here (decide_and_record): say so, rather
+    // than read the draft's policy signals again — a released auto-reply
+    // is a ticket, not "ignore".
+    mail::PreviewDecision decision;
+    decision.ticket_fields = ticket_fields;
+    auto json = mail::preview_json(draft, decision);
     if (thread_matcher_) mail::add_thread_preview(json, draft, dry_run_thread(draft, thread_headers));
     out << mail::dump_json(json) << "\n";
   }

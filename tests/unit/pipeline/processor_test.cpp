@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "fake_client_settings.hpp"
 #include "fake_messenger.hpp"
@@ -247,6 +248,26 @@ TEST(ProcessorDecision, IgnoredMailRetriedByAPersonBecomesATicket) {
   EXPECT_EQ(rec->state, spool::State::Done);
   EXPECT_EQ(rec->decision.action, "ticket");
   EXPECT_TRUE(rec->person_decided);
+}
+
+// A dry run writes what the recorded decision posts: an auto-reply a person
+// retried is a ticket there too, not "ignore" read again from its headers.
+TEST(ProcessorDecision, ADryRunOfRetriedIgnoredMailShowsTheTicket) {
+  CrashRig rig;
+  pipeline::ProcessorSettings settings;
+  settings.dry_run = true;
+  rig.processor = std::make_unique<pipeline::Processor>(rig.io.get_executor(), *rig.spool, nullptr, settings);
+  auto id = rig.spool->accept(kAutoReply, "smtp").id;
+  rig.process(id);
+  ASSERT_EQ(rig.spool->get(id)->state, spool::State::Ignored);
+  ASSERT_TRUE(rig.spool->retry(id));
+  rig.process(id);
+  std::ifstream in(rig.spool->dry_run_path(id));
+  ASSERT_TRUE(in);
+  auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["action"], "ticket");
+  EXPECT_TRUE(j["ignored"].is_null());
+  EXPECT_TRUE(rig.fake.tickets().empty()) << "a dry run posts nothing";
 }
 
 // MAIL FROM:<> over SMTP is a bounce; a message with no kept envelope
