@@ -15,6 +15,7 @@
 #include "mailgate/messenger/messenger_client.hpp"
 #include "mailgate/pipeline/threading.hpp"
 #include "mailgate/spool/spool.hpp"
+#include "mailgate/text/file.hpp"
 
 namespace mailgate::cli {
 
@@ -115,15 +116,8 @@ mail::PreviewDecision preview_decision(const routing::Decision& d) {
 }
 
 std::optional<std::string> read_input(const std::string& name) {
-  std::stringstream ss;
-  if (name == "-") {
-    ss << std::cin.rdbuf();
-    return ss.str();
-  }
-  std::ifstream f(name, std::ios::binary);
-  if (!f) return std::nullopt;
-  ss << f.rdbuf();
-  return ss.str();
+  if (name == "-") return text::read_stream(std::cin);
+  return text::read_file(name);
 }
 
 // The ticket a previewed message would join, read from the spool's thread

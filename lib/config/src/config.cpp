@@ -1,6 +1,8 @@
 // YAML → Config with a small schema walker: each mapping names the keys it
 // knows; anything else is an error at the key's own line and column.
 #include "mailgate/config/config.hpp"
+#include "mailgate/text/ascii.hpp"
+#include "mailgate/text/file.hpp"
 
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
@@ -17,17 +19,10 @@
 namespace mailgate::config {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+using text::ascii_lower;
+using text::trim;
 
-std::string trimmed(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
+
 
 // Collects errors while walking the document.
 class Reader {
@@ -160,14 +155,12 @@ class Reader {
         return;
       }
       out.source = "file " + f.Scalar();
-      std::ifstream in(f.Scalar(), std::ios::binary);
-      if (!in) {
+      const auto bytes = text::read_file(f.Scalar());
+      if (!bytes) {
         error(f, "cannot read '" + f.Scalar() + "' (" + file_key + ")");
         return;
       }
-      std::stringstream ss;
-      ss << in.rdbuf();
-      out.value = trimmed(ss.str());  // files usually end with a newline
+      out.value = std::string(trim(*bytes));  // files usually end with a newline
       if (out.value.empty()) error(f, "'" + f.Scalar() + "' is empty (" + file_key + ")");
     } else if (e) {
       if (!e.IsScalar()) {
@@ -295,7 +288,7 @@ void read_smtp(Reader& r, const YAML::Node& n, SmtpConfig& s) {
   r.string(n, "hostname", s.hostname, false, "smtp");
   r.size(n, "max_message_size", s.max_message_size);
   for (auto& a : r.string_list(n, "accept")) {
-    std::string v = lower(trimmed(a));
+    std::string v = ascii_lower(trim(a));
     if (v.find('@') == std::string::npos || v.back() == '@')
       r.error(n["accept"], "smtp.accept entry '" + a + "' must be user@domain or @domain");
     else
@@ -439,7 +432,7 @@ std::optional<MailAction> mail_action(Reader& r, const YAML::Node& map, const ch
 std::vector<std::string> address_patterns(Reader& r, const YAML::Node& map, const char* key, const std::string& where) {
   std::vector<std::string> out;
   for (auto& a : r.string_list(map, key)) {
-    std::string v = lower(trimmed(a));
+    std::string v = ascii_lower(trim(a));
     if (v.find('@') == std::string::npos || v.back() == '@')
       r.error(map[key], where + "." + key + " entry '" + a + "' must be user@domain or @domain");
     else
@@ -512,13 +505,13 @@ void read_routes(Reader& r, const YAML::Node& n, std::vector<Route>& routes, con
 void read_senders(Reader& r, const YAML::Node& n, SendersConfig& s) {
   if (!r.expect_mapping(n, "senders", {"trusted_lists", "authserv_id", "unauthenticated"})) return;
   for (auto& list : r.string_list(n, "trusted_lists")) {
-    std::string id = lower(trimmed(list));
+    std::string id = ascii_lower(trim(list));
     if (id.size() >= 2 && id.front() == '<' && id.back() == '>') id = id.substr(1, id.size() - 2);
     if (id.empty()) r.error(n["trusted_lists"], "senders.trusted_lists entries must be List-Id values like support.example.com");
     else s.trusted_lists.push_back(id);
   }
   r.string(n, "authserv_id", s.authserv_id, false, "senders");
-  s.authserv_id = lower(trimmed(s.authserv_id));
+  s.authserv_id = ascii_lower(trim(s.authserv_id));
   std::string unauthenticated = "accept";
   r.string(n, "unauthenticated", unauthenticated, false, "senders");
   if (unauthenticated == "hold") s.unauthenticated = Unauthenticated::Hold;
@@ -637,12 +630,12 @@ std::string ConfigError::to_string() const {
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {
-  std::string s = lower(trimmed(text));
+  std::string s = ascii_lower(trim(text));
   std::size_t i = 0;
   while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
   if (i == 0 || i > 15) return std::nullopt;
   std::uint64_t n = std::stoull(s.substr(0, i));
-  std::string unit = trimmed(s.substr(i));
+  std::string unit = std::string(trim(s.substr(i)));
   std::uint64_t mult;
   if (unit.empty() || unit == "b") mult = 1;
   else if (unit == "k" || unit == "kb" || unit == "kib") mult = 1024;
@@ -653,12 +646,12 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
 }
 
 std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
-  std::string s = lower(trimmed(text));
+  std::string s = ascii_lower(trim(text));
   std::size_t i = 0;
   while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
   if (i == 0 || i > 9) return std::nullopt;
   long long n = std::stoll(s.substr(0, i));
-  std::string unit = trimmed(s.substr(i));
+  std::string unit = std::string(trim(s.substr(i)));
   if (unit == "ms") return std::chrono::seconds((n + 999) / 1000);
   if (unit.empty() || unit == "s") return std::chrono::seconds(n);
   if (unit == "m" || unit == "min") return std::chrono::seconds(n * 60);
@@ -683,15 +676,13 @@ LoadResult load_config_text(std::string_view yaml, const std::string& name) {
 }
 
 LoadResult load_config_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  const auto contents = text::read_file(path);
+  if (!contents) {
     LoadResult result;
     result.errors.push_back({path, 0, 0, "cannot open the configuration file"});
     return result;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_config_text(ss.str(), path);
+  return load_config_text(*contents, path);
 }
 
 namespace {

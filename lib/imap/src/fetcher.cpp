@@ -19,6 +19,9 @@
 #include "mailgate/metrics/metrics.hpp"
 #include "mailgate/net/tls.hpp"
 #include "mailgate/spool/async_commit.hpp"
+#include "mailgate/text/ascii.hpp"
+#include "mailgate/text/encoding.hpp"
+#include "mailgate/text/file.hpp"
 
 namespace mailgate::imap {
 
@@ -29,20 +32,7 @@ using boost::system::error_code;
 
 namespace {
 
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
 
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  std::size_t i = 0;
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  return s.substr(i);
-}
 
 // Test hook for the crash tests: MAILGATE_FAILPOINT=NAME kills the process
 // at that point, as a power cut would.
@@ -204,11 +194,9 @@ namespace {
 std::string read_token(const MailboxSettings& s_) {
   std::string token;
   if (!s_.token_file.empty()) {
-    std::ifstream f(s_.token_file);
-    if (!f) throw ImapError(ImapError::Kind::Auth, "cannot read token_file " + s_.token_file);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    token = ss.str();
+    auto bytes = text::read_file(s_.token_file);
+    if (!bytes) throw ImapError(ImapError::Kind::Auth, "cannot read token_file " + s_.token_file);
+    token = std::move(*bytes);
   } else if (!s_.token_command.empty()) {
     FILE* p = ::popen(s_.token_command.c_str(), "r");
     if (!p) throw ImapError(ImapError::Kind::Auth, "cannot run token_command");
@@ -218,7 +206,7 @@ std::string read_token(const MailboxSettings& s_) {
     int rc = ::pclose(p);
     if (rc != 0) throw ImapError(ImapError::Kind::Auth, "token_command failed (status " + std::to_string(rc) + ")");
   }
-  token = trim(token);
+  token = std::string(text::trim(token));
   if (token.empty()) throw ImapError(ImapError::Kind::Auth, "the XOAUTH2 access token is empty");
   return token;
 }
@@ -233,10 +221,10 @@ awaitable<void> login(Connection& c, const MailboxSettings& s_) {
   if (method == AuthMethod::XOAuth2) {
     // Re-read at every login: a rejected token is replaced by the next one.
     const std::string token = read_token(s_);
-    const std::string initial = base64("user=" + s_.username + "\x01" "auth=Bearer " + token + "\x01\x01");
+    const std::string initial = text::base64_encode("user=" + s_.username + "\x01" "auth=Bearer " + token + "\x01\x01");
     r = co_await c.authenticate("XOAUTH2", initial);
   } else if (method == AuthMethod::Plain) {
-    const std::string initial = base64(std::string("\0", 1) + s_.username + std::string("\0", 1) + s_.password);
+    const std::string initial = text::base64_encode(std::string("\0", 1) + s_.username + std::string("\0", 1) + s_.password);
     r = co_await c.authenticate("PLAIN", initial);
   } else {
     if (c.has("LOGINDISABLED")) throw ImapError(ImapError::Kind::Auth, "server disables LOGIN on this connection");

@@ -4,8 +4,6 @@
 // body as an attachment.
 #include "mailgate/mail/ticket_draft.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -18,24 +16,12 @@
 #include "mailgate/mail/quote_strip.hpp"
 #include "mailgate/mail/text_util.hpp"
 #include "mailgate/mail/transfer_encoding.hpp"
+#include "mailgate/text/encoding.hpp"
 
 namespace mailgate::mail {
 namespace {
 
 constexpr std::size_t kMaxFileNameBytes = 200;
-
-std::string sha256_hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 15]);
-  }
-  return out;
-}
 
 std::string strip_angles(std::string_view id) {
   id = trim(id);
@@ -562,7 +548,7 @@ class DraftBuilder {
       return std::nullopt;
     }
     std::string bytes = decode_base64(src.substr(comma + 1));
-    std::string digest = sha256_hex(bytes);
+    std::string digest = text::sha256_hex(bytes);
     if (auto same = inline_by_digest_.find(digest); same != inline_by_digest_.end()) return "att:" + same->second;
     std::string ref = add_bytes(std::move(bytes), type, "", "", true);
     if (ref.empty()) return std::nullopt;
@@ -643,7 +629,7 @@ class DraftBuilder {
     m.ref = "media-" + std::to_string(n);
     m.name = std::move(name);
     m.content_type = content_type;
-    m.sha256 = sha256_hex(bytes);
+    m.sha256 = text::sha256_hex(bytes);
     m.bytes = std::move(bytes);
     m.inline_image = inline_image;
     m.content_id = std::move(content_id);

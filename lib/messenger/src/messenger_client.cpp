@@ -12,6 +12,7 @@
 
 #include "mailgate/log/log.hpp"
 #include "mailgate/metrics/metrics.hpp"
+#include "mailgate/text/encoding.hpp"
 
 namespace mailgate::messenger {
 
@@ -22,13 +23,6 @@ using std::chrono::steady_clock;
 
 namespace {
 
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
 
 std::string url_encode(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -651,7 +645,7 @@ awaitable<Result<std::string>> MessengerClient::upload_media(std::string name, s
                        "attachment of " + std::to_string(bytes.size()) + " bytes exceeds the API's " +
                            std::to_string(kMaxFileBytes / (1024 * 1024)) + " MB per-file limit"};
   }
-  std::string body = "{\"name\":" + dump(name) + ",\"content\":\"" + base64(bytes) + "\"}";
+  std::string body = "{\"name\":" + dump(name) + ",\"content\":\"" + text::base64_encode(bytes) + "\"}";
   std::string path = "/media";
   auto r = co_await call("upload_media", net::http::verb::post, std::move(path), std::move(body), ctx);
   if (!r) co_return r.error();

@@ -10,6 +10,7 @@
 #include "mailgate/log/log.hpp"
 #include "mailgate/metrics/metrics.hpp"
 #include "mailgate/spool/async_commit.hpp"
+#include "mailgate/text/ascii.hpp"
 
 namespace mailgate::smtp {
 
@@ -20,11 +21,6 @@ using boost::system::error_code;
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 std::string upper(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -77,7 +73,7 @@ std::optional<PathArg> parse_path_arg(std::string_view arg, std::string_view key
 }  // namespace
 
 bool recipient_accepted(const std::vector<std::string>& accept, std::string_view address) {
-  std::string a = lower(address);
+  std::string a = text::ascii_lower(address);
   std::size_t at = a.rfind('@');
   if (at == std::string::npos || at == 0 || at + 1 == a.size()) return false;
   for (const auto& rule : accept) {

@@ -4,6 +4,9 @@
 #include "mailgate/spool/spool.hpp"
 
 #include "db.hpp"
+#include "mailgate/text/ascii.hpp"
+#include "mailgate/text/encoding.hpp"
+#include "mailgate/text/file.hpp"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -61,10 +64,6 @@ const char* dir_name(State s) {
 
 constexpr State kAllStates[] = {State::Queued, State::Held, State::Done, State::Ignored, State::Failed};
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // Every field called `name` (lower-case, with the colon) in a header
 // block, unfolded; at most `max_fields` of them.
@@ -76,7 +75,7 @@ std::vector<std::string> header_fields(std::string_view head, std::string_view n
     std::string_view line = head.substr(pos, eol == std::string_view::npos ? head.size() - pos : eol - pos);
     if (line.empty() || line == "\r") break;  // end of header
     std::size_t next = eol == std::string_view::npos ? head.size() : eol + 1;
-    if (line.size() > name.size() && lower(std::string(line.substr(0, name.size()))) == name) {
+    if (line.size() > name.size() && text::ascii_lower(std::string(line.substr(0, name.size()))) == name) {
       std::string value(line.substr(name.size()));
       while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {
         std::size_t e = head.find('\n', next);
@@ -105,7 +104,7 @@ void collect_addresses(std::string_view value, std::vector<std::string>& out) {
     const bool sane = std::none_of(trimmed.begin(), trimmed.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
     if (sane && trimmed.find('@') != std::string::npos && trimmed.size() <= kMaxAddressLength &&
         out.size() < kMaxEnvelopeRecipients)
-      out.push_back(lower(trimmed));
+      out.push_back(text::ascii_lower(trimmed));
     current.clear();
     bracketed.clear();
     have_angle = false;
@@ -177,7 +176,7 @@ std::string find_message_id(std::string_view head) {
     std::size_t eol = head.find('\n', pos);
     std::string_view line = head.substr(pos, eol == std::string_view::npos ? head.size() - pos : eol - pos);
     if (line.empty() || line == "\r") break;  // end of header
-    if (line.size() > 11 && lower(std::string(line.substr(0, 11))) == "message-id:") {
+    if (line.size() > 11 && text::ascii_lower(std::string(line.substr(0, 11))) == "message-id:") {
       std::string value(line.substr(11));
       // folded continuation lines
       std::size_t next = eol == std::string_view::npos ? head.size() : eol + 1;
@@ -256,13 +255,7 @@ struct Incoming::Hash {
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     EVP_DigestFinal_ex(ctx, d, &n);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < n; ++i) {
-      out.push_back(kHex[d[i] >> 4]);
-      out.push_back(kHex[d[i] & 15]);
-    }
-    return out;
+    return text::hex_lower(std::string_view(reinterpret_cast<const char*>(d), n));
   }
 };
 
@@ -472,7 +465,7 @@ void Spool::commit_batch(Db& db, std::vector<PendingCommit>& batch) {
     for (auto* p : live) {
       if (p->settled) continue;
       const std::string message_id = find_message_id(p->in.header_);
-      const std::string key = message_id.empty() ? "sha256:" + p->in.hash_->hex() : "mid:" + lower(message_id);
+      const std::string key = message_id.empty() ? "sha256:" + p->in.hash_->hex() : "mid:" + text::ascii_lower(message_id);
       auto seen = db.prepare("SELECT message FROM seen WHERE key=?");
       seen.bind(1, key);
       if (seen.step()) {  // seen before, or earlier in this batch
@@ -616,14 +609,11 @@ void Spool::recover() {
   }
   ::closedir(d);
   for (const auto& id : orphans) {
-    std::ifstream f(path_of(id, State::Queued), std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    std::string raw = ss.str();
+    const std::string raw = text::read_file(path_of(id, State::Queued)).value_or("");
     Incoming::Hash h;
     EVP_DigestUpdate(h.ctx, raw.data(), raw.size());
     std::string mid = find_message_id(std::string_view(raw).substr(0, kHeaderScan));
-    std::string key = mid.empty() ? "sha256:" + h.hex() : "mid:" + lower(mid);
+    std::string key = mid.empty() ? "sha256:" + h.hex() : "mid:" + text::ascii_lower(mid);
     auto seen = db_->prepare("SELECT 1 FROM seen WHERE key=?");
     seen.bind(1, key);
     if (seen.step()) {
@@ -664,11 +654,9 @@ std::optional<MessageRecord> Spool::get(const std::string& id) {
 
 std::string Spool::read_raw(const std::string& id) {
   auto rec = get(id);
-  std::ifstream f(existing_path(id, rec ? rec->state : State::Queued), std::ios::binary);
-  if (!f) throw std::runtime_error("spool file of " + id + " is missing");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  auto raw = text::read_file(existing_path(id, rec ? rec->state : State::Queued));
+  if (!raw) throw std::runtime_error("spool file of " + id + " is missing");
+  return std::move(*raw);
 }
 
 void Spool::set_user(const std::string& id, const std::string& uuid) {
@@ -762,14 +750,14 @@ void Spool::fail(const std::string& id, const std::string& reason) {
 
 std::optional<std::string> Spool::cached_user(const std::string& address) {
   auto st = db_->prepare("SELECT uuid FROM users WHERE address=?");
-  st.bind(1, lower(address));
+  st.bind(1, text::ascii_lower(address));
   if (!st.step()) return std::nullopt;
   return st.text(0);
 }
 
 void Spool::cache_user(const std::string& address, const std::string& uuid) {
   auto st = db_->prepare("INSERT OR REPLACE INTO users(address, uuid, at) VALUES(?, ?, ?)");
-  st.bind(1, lower(address)).bind(2, uuid).bind(3, now_unix());
+  st.bind(1, text::ascii_lower(address)).bind(2, uuid).bind(3, now_unix());
   st.step();
 }
 
@@ -814,7 +802,7 @@ Spool::Stats Spool::stats() {
 
 void Spool::forget_user(const std::string& address) {
   auto st = db_->prepare("DELETE FROM users WHERE address=?");
-  st.bind(1, lower(address));
+  st.bind(1, text::ascii_lower(address));
   st.step();
 }
 
@@ -889,7 +877,7 @@ void Spool::record_decision(const std::string& id, const RecordedDecision& d) {
       "finished_at=CASE WHEN ?='ignored' THEN ? ELSE finished_at END WHERE id=?");
   const std::string state(to_string(to));
   const std::int64_t now = now_unix();
-  st.bind(1, d.action).bind(2, d.route).bind(3, d.reason).bind(4, d.kind).bind(5, lower(d.from_address));
+  st.bind(1, d.action).bind(2, d.route).bind(3, d.reason).bind(4, d.kind).bind(5, text::ascii_lower(d.from_address));
   st.bind(6, d.subject).bind(7, d.ticket_fields).bind(8, now).bind(9, state).bind(10, outcome);
   st.bind(11, state).bind(12, now).bind(13, id);
   st.step();
@@ -899,7 +887,7 @@ void Spool::record_decision(const std::string& id, const RecordedDecision& d) {
 int Spool::count_ticket_decisions(const std::string& from_address, std::int64_t since, const std::string& except_id) {
   auto st = db_->prepare(
       "SELECT COUNT(*) FROM messages WHERE decision_from=? AND decided_at>=? AND decision='ticket' AND id<>?");
-  st.bind(1, lower(from_address)).bind(2, since).bind(3, except_id);
+  st.bind(1, text::ascii_lower(from_address)).bind(2, since).bind(3, except_id);
   st.step();
   return static_cast<int>(st.integer(0));
 }

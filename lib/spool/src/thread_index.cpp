@@ -5,6 +5,7 @@
 // table of the spool's database, written in the same transaction as the
 // reply that adds a row.
 #include "mailgate/spool/spool.hpp"
+#include "mailgate/text/ascii.hpp"
 
 #include "db.hpp"
 
@@ -17,11 +18,7 @@ namespace {
 std::int64_t now_unix() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 // Message-IDs are compared as the seen-set compares them: case-insensitively.
-std::string index_key(std::string_view message_id) {
-  std::string out(message_id);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+std::string index_key(std::string_view message_id) { return text::ascii_lower(message_id); }
 
 constexpr const char* kEntryColumns = "ticket_id, ticket_full_uuid, creator_address, creator_user, at";
 

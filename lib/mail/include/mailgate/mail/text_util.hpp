@@ -4,12 +4,15 @@
 #include <string>
 #include <string_view>
 
+#include "mailgate/text/ascii.hpp"
+
 namespace mailgate::mail {
 
-std::string_view trim(std::string_view s);
-std::string ascii_lower(std::string_view s);
-bool iequals(std::string_view a, std::string_view b);
-bool istarts_with(std::string_view s, std::string_view prefix);
+// Case and trimming are every room's (lib/text); the decoders name them here.
+using text::ascii_lower;
+using text::iequals;
+using text::istarts_with;
+using text::trim;
 
 // Collapses every run of whitespace (including CR/LF and other control
 // characters) into one space and trims both ends.
