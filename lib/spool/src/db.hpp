@@ -1,13 +1,26 @@
-// Internal to lib/spool: the SQLite wrapper every spool source file uses.
-// Spool methods that keep records for one room (the thread index, the
-// envelope, …) live in their own source files and reach the database
-// through this. The connection is opened SQLITE_OPEN_FULLMUTEX: the
-// committer thread and the caller's thread both use it.
+// Internal to lib/spool: the SQLite wrapper every spool source file uses, and
+// the messages row ↔ MessageRecord mapping.
+//
+// Connections and threads. A Spool has two connections to state.sqlite:
+// - Spool::db_ serves every Spool method but commit_async. In `serve` two
+//   threads use it: the main io_context (capacity, IMAP marks, stats,
+//   expiry) and the processing thread (the processor's records). It is
+//   opened SQLITE_OPEN_FULLMUTEX, which makes each SQLite call safe from any
+//   thread; `in_use` below keeps one thread's statements out of another
+//   thread's transaction (a statement and a Transaction hold it while alive).
+// - The committer thread opens its own (Spool::Committer::db) and nobody
+//   else touches it.
+// Other processes (`deliver`, `queue`) open their own connections: WAL lets
+// readers run beside the one writer, and the busy handler waits for the
+// write lock.
 #pragma once
 
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <ctime>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -17,6 +30,10 @@
 
 namespace mailgate::spool {
 
+using detail::Db;
+
+inline std::int64_t now_unix() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
 State state_from(std::string_view s);
 
 // Recipients are one column, one address a line (addresses never hold a
@@ -24,12 +41,22 @@ State state_from(std::string_view s);
 std::string join_lines(const std::vector<std::string>& items);
 std::vector<std::string> split_lines(std::string_view text);
 
-struct Spool::Db {
+namespace detail {
+
+struct Db {
   sqlite3* db = nullptr;
+  // Recursive: a method may hold a statement while it prepares another.
+  std::recursive_mutex in_use;
+
+  // Opens (creating if need be) the database of the spool in `dir` and
+  // brings its schema up to date (db.cpp).
+  static std::unique_ptr<Db> open(const std::string& dir);
   ~Db() {
     if (db) sqlite3_close(db);
   }
+
   void exec(const char* sql) {
+    std::lock_guard lock(in_use);
     char* err = nullptr;
     if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
       std::string msg = err ? err : "unknown";
@@ -37,12 +64,14 @@ struct Spool::Db {
       throw std::runtime_error(std::string("spool database: ") + msg + " in: " + sql);
     }
   }
+
   struct Stmt {
+    std::unique_lock<std::recursive_mutex> lock;  // first: taken before prepare, released after finalize
     sqlite3_stmt* s = nullptr;
     sqlite3* db;
-    Stmt(sqlite3* d, const char* sql) : db(d) {
-      if (sqlite3_prepare_v2(d, sql, -1, &s, nullptr) != SQLITE_OK)
-        throw std::runtime_error(std::string("spool database: ") + sqlite3_errmsg(d));
+    Stmt(Db& d, const char* sql) : lock(d.in_use), db(d.db) {
+      if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
+        throw std::runtime_error(std::string("spool database: ") + sqlite3_errmsg(db));
     }
     ~Stmt() { sqlite3_finalize(s); }
     Stmt& bind(int i, const std::string& v) {
@@ -59,13 +88,38 @@ struct Spool::Db {
       if (r == SQLITE_DONE) return false;
       throw std::runtime_error(std::string("spool database: ") + sqlite3_errmsg(db));
     }
+    // Runs the statement once more with new bindings.
+    void reset() { sqlite3_reset(s); }
+    // Rows the last step changed (valid while this statement holds the connection).
+    int changes() const { return sqlite3_changes(db); }
     std::string text(int col) {
       auto p = sqlite3_column_text(s, col);
       return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, col))) : "";
     }
     std::int64_t integer(int col) { return sqlite3_column_int64(s, col); }
   };
-  Stmt prepare(const char* sql) { return Stmt(db, sql); }
+  Stmt prepare(const char* sql) { return Stmt(*this, sql); }
+
+  // BEGIN IMMEDIATE … commit(); rolled back when left without commit()
+  // (an exception). Holds the connection for its whole life.
+  class Transaction {
+   public:
+    explicit Transaction(Db& db) : lock_(db.in_use), db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+    ~Transaction() {
+      if (!committed_) sqlite3_exec(db_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+    void commit() {
+      db_.exec("COMMIT");
+      committed_ = true;
+    }
+
+   private:
+    std::unique_lock<std::recursive_mutex> lock_;
+    Db& db_;
+    bool committed_ = false;
+  };
 
   static constexpr const char* kColumns =
       "id, state, source, message_id, size, received_at, next_attempt_at, attempts, last_error, user_uuid, "
@@ -103,5 +157,20 @@ struct Spool::Db {
     return r;
   }
 };
+
+}  // namespace detail
+
+// Runs a statement that takes one text parameter (an id) and returns nothing.
+inline void run_with_id(Db& db, const char* sql, const std::string& id) {
+  auto st = db.prepare(sql);
+  st.bind(1, id);
+  st.step();
+}
+
+// Bytes of every queued message (the queue.max_size limit; intake.cpp).
+std::uint64_t queued_bytes(Db& db);
+
+// The thread index's tables (thread_index.cpp), created by Db::open.
+void create_thread_index(Db& db);
 
 }  // namespace mailgate::spool

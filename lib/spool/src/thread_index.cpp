@@ -9,27 +9,22 @@
 
 #include "db.hpp"
 
-#include <cctype>
-#include <ctime>
 
 namespace mailgate::spool {
 namespace {
-
-std::int64_t now_unix() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 // Message-IDs are compared as the seen-set compares them: case-insensitively.
 std::string index_key(std::string_view message_id) { return text::ascii_lower(message_id); }
 
 constexpr const char* kEntryColumns = "ticket_id, ticket_full_uuid, creator_address, creator_user, at";
 
-template <class Statement>  // Spool::Db::Stmt, private to Spool
-ThreadEntry entry_row(Statement& st) {
+ThreadEntry entry_row(Db::Stmt& st) {
   return {st.text(0), st.text(1), st.text(2), st.text(3), st.integer(4)};
 }
 
 }  // namespace
 
-void Spool::create_thread_index(Db& db) {
+void create_thread_index(Db& db) {
   db.exec(
       "CREATE TABLE IF NOT EXISTS thread_index(message_id TEXT PRIMARY KEY, ticket_id TEXT NOT NULL, "
       "ticket_full_uuid TEXT DEFAULT '', creator_address TEXT DEFAULT '', creator_user TEXT DEFAULT '', "
@@ -71,7 +66,7 @@ std::size_t Spool::forget_threads_before(std::int64_t cutoff) {
   auto st = db_->prepare("DELETE FROM thread_index WHERE at<?");
   st.bind(1, cutoff);
   st.step();
-  return static_cast<std::size_t>(sqlite3_changes(db_->db));
+  return static_cast<std::size_t>(st.changes());
 }
 
 std::optional<std::string> Spool::queued_parent(const std::vector<std::string>& message_ids, const std::string& spool_id) {
@@ -83,17 +78,11 @@ std::optional<std::string> Spool::queued_parent(const std::vector<std::string>& 
       "AND rowid<(SELECT rowid FROM messages WHERE id=?) LIMIT 1");
   for (const auto& mid : message_ids) {
     if (mid.empty()) continue;
-    sqlite3_reset(st.s);
+    st.reset();
     st.bind(1, mid).bind(2, spool_id);
     if (st.step()) return st.text(0);
   }
   return std::nullopt;
-}
-
-void Spool::postpone(const std::string& id, std::int64_t next_attempt_at, const std::string& why) {
-  auto st = db_->prepare("UPDATE messages SET next_attempt_at=?, last_error=? WHERE id=?");
-  st.bind(1, next_attempt_at).bind(2, why).bind(3, id);
-  st.step();
 }
 
 void Spool::set_thread(const std::string& id, const std::string& ticket_id, const std::string& by) {
@@ -124,17 +113,14 @@ void Spool::set_reply(const std::string& id, const std::string& reply_id, const 
                               (rec->thread_by.empty() ? "" : " (by " + rec->thread_by + ")");
   // The reply id and the index row in one transaction: once durable, a crash
   // can no longer post the reply again, and its Message-ID finds the ticket.
-  db_->exec("BEGIN IMMEDIATE");
-  try {
+  {
+    Db::Transaction transaction(*db_);
     auto st = db_->prepare(
         "UPDATE messages SET reply_id=?, state='done', outcome=?, finished_at=?, last_error='' WHERE id=?");
     st.bind(1, reply_id).bind(2, outcome).bind(3, now_unix()).bind(4, id);
     st.step();
     remember_thread(message_id, entry);
-    db_->exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
+    transaction.commit();
   }
   move_file(id, State::Queued, State::Done);
 }

@@ -4,6 +4,19 @@
 // processor, the seen-set that prevents a second ticket, and the user cache
 // live in SQLite (WAL, synchronous=FULL). Several processes may open one
 // spool (the daemon, `mailgate deliver`, `mailgate queue`).
+//
+// Threads: every method may be called from any thread. All but
+// commit_async share one database connection (in `serve`: the main
+// io_context and the processing thread), serialised per statement and per
+// transaction (src/db.hpp); commit_async hands the message to the
+// committer thread, which has a connection of its own. Where each group
+// below is called from in `serve` is said above it.
+//
+// Sources, one job each: intake.cpp (Incoming's bytes, capacity, commit and
+// the group commit), committer.cpp (the committer thread), recovery.cpp
+// (what a crash left), progress.cpp (the processor's records), thread_index.cpp
+// (threading's records), user_cache.cpp, imap_marks.cpp, operator.cpp (queue
+// commands, expiry, stats), files.cpp (directories and paths), db.cpp (schema).
 #pragma once
 
 #include <cstdint>
@@ -120,9 +133,13 @@ struct Shortage {
 };
 
 class Spool;
+namespace detail {
+struct Db;  // the SQLite connection (src/db.hpp)
+}  // namespace detail
 
 // One message being received. Bytes go straight to a file in tmp/; nothing
-// is visible to the processor until Spool::commit.
+// is visible to the processor until Spool::commit. Used by one thread at a
+// time (the receiving session's), then handed to commit or commit_async.
 class Incoming {
  public:
   ~Incoming();
@@ -144,6 +161,7 @@ class Incoming {
   Incoming(Spool& spool, std::string id, std::string path, int fd);
   bool flush();
   void discard();
+  std::string sha256_hex();  // of every byte written (for the seen-set)
 
   Spool* spool_;
   std::string id_, path_, error_;
@@ -165,7 +183,9 @@ class Spool {
   static std::unique_ptr<Spool> open(const std::string& dir, SpoolLimits limits = {});
   ~Spool();
 
-  // ---- ingest ----
+  // ---- ingest (intake.cpp, committer.cpp) ----
+  // Called by the ingest's thread (SMTP and IMAP: the main io_context;
+  // `deliver`: its only thread). commit_async's `done` runs on the committer.
   // May already refuse (disk nearly full, queue over its limit).
   std::optional<std::string> check_capacity(std::uint64_t expected_size = 0);  // capacity()'s reason
   std::optional<Shortage> capacity(std::uint64_t expected_size = 0);
@@ -185,7 +205,8 @@ class Spool {
   void stop_committer();
   AcceptResult accept(std::string_view raw, const std::string& source);  // begin+write+commit
 
-  // ---- processor ----
+  // ---- processor (progress.cpp, user_cache.cpp) ----
+  // Called by the processor's thread (in `serve`: the processing thread).
   std::vector<MessageRecord> due(std::int64_t now, std::size_t limit);
   std::optional<MessageRecord> get(const std::string& id);
   std::string read_raw(const std::string& id);  // throws if the file is gone
@@ -218,6 +239,8 @@ class Spool {
   void forget_references(const std::string& id, bool user, bool media);
 
   // ---- threading (thread_index.cpp) ----
+  // Called by the processor's thread; forget_threads_before by the main
+  // io_context's expiry timer.
   // Message-ID (without <>; compared case-insensitively) → its ticket.
   void remember_thread(const std::string& message_id, const ThreadEntry& entry);
   std::optional<ThreadEntry> thread_of(const std::string& message_id);
@@ -247,7 +270,8 @@ class Spool {
   // The message that recorded this reply id, if any.
   std::optional<std::string> message_with_reply(const std::string& reply_id);
 
-  // ---- IMAP ingest: per mailbox, how far it has imported ----
+  // ---- IMAP ingest: per mailbox, how far it has imported (imap_marks.cpp) ----
+  // Called by the fetchers' thread (the main io_context).
   struct ImapMark {
     std::uint64_t uidvalidity = 0;  // 0: never selected
     std::uint64_t last_uid = 0;     // every UID up to this one is in the spool
@@ -259,7 +283,8 @@ class Spool {
   void record_imap_skip(const std::string& mailbox, std::uint64_t uidvalidity, std::uint64_t uid, std::uint64_t size,
                         const std::string& reason);
 
-  // ---- monitoring (/metrics, /healthz) ----
+  // ---- monitoring (/metrics, /healthz; operator.cpp) ----
+  // Called by the metrics server's thread (the main io_context).
   struct Stats {
     struct Count {
       State state;
@@ -274,7 +299,9 @@ class Spool {
   };
   Stats stats();
 
-  // ---- operator ----
+  // ---- operator (operator.cpp) ----
+  // Called by `mailgate queue` (its own process), expire_* by `serve`'s
+  // main io_context.
   std::vector<MessageRecord> list(std::optional<State> state = std::nullopt);
   // failed or deferred → queued now; ignored → queued as a person's
   // decision (decided again, policy and flood skipped). False otherwise.
@@ -287,6 +314,7 @@ class Spool {
   // The same for ignored mail (policy.ignored_retention).
   std::size_t expire_ignored(std::int64_t now, std::int64_t retention_seconds);
 
+  // ---- files (files.cpp): any thread; paths only, no database ----
   const std::string& dir() const { return dir_; }
   std::string path_of(const std::string& id, State state) const;
   // Where the file is: path_of(id, state), or another directory when a crash
@@ -295,8 +323,8 @@ class Spool {
 
  private:
   friend class Incoming;
+  using Db = detail::Db;
   Spool() = default;
-  struct Db;
   struct Committer;
   struct PendingCommit {
     Incoming in;
@@ -305,18 +333,27 @@ class Spool {
     AcceptResult result{AcceptResult::Kind::TemporaryFailure, "", "not committed", Refusal::Temporary};
     bool settled = false;
   };
-  static std::unique_ptr<Db> open_db(const std::string& dir);
-  static void create_thread_index(Db& db);  // thread_index.cpp
+  // The group commit's steps (intake.cpp), on the thread that owns `db`.
   void commit_batch(Db& db, std::vector<PendingCommit>& batch);
-  void run_committer();
+  static std::vector<PendingCommit*> sync_files(std::vector<PendingCommit>& batch);
+  std::vector<PendingCommit*> enter_queue(Db& db, const std::vector<PendingCommit*>& live);
+  bool enqueue(Db& db, PendingCommit& p, std::uint64_t& queued_bytes, std::int64_t now);
+  static void refuse(PendingCommit& p, std::string reason, Refusal refusal = Refusal::Temporary);
+  void run_committer();  // committer.cpp: the committer thread's loop
+  // recovery.cpp, from open(): before any other thread exists.
   void recover();
+  void adopt_orphan(const std::string& id);
+  std::vector<std::string> queue_orphans();
   void move_file(const std::string& id, State from, State to);
+  std::string reason_path(const std::string& id) const;  // failed/ID.reason
   bool requeue_decided_by_person(const std::string& id, State from);
   std::size_t expire_files(State state, std::int64_t now, std::int64_t retention_seconds);
 
   std::string dir_;
   SpoolLimits limits_;
-  std::unique_ptr<Db> db_;  // used by the caller's thread
+  // The connection of every method but commit_async, shared by the threads
+  // that call them (safe: see src/db.hpp). The committer has its own.
+  std::unique_ptr<Db> db_;
   std::mutex committer_start_;
   std::unique_ptr<Committer> committer_;
 };
