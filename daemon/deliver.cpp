@@ -10,13 +10,12 @@
 #include "cli.hpp"
 #include "mailgate/config/config.hpp"
 #include "mailgate/log/log.hpp"
-#include "mailgate/mail/mime_parser.hpp"
+#include "mailgate/mail/header_block.hpp"
 #include "mailgate/spool/spool.hpp"
 
 namespace mailgate::cli {
 namespace {
 
-constexpr std::size_t kHeadCheck = 64 * 1024;  // bytes kept to check that the input is a mail
 constexpr std::uint64_t kDefaultMaxSize = 25ull << 20;
 
 // Every "--recipient ADDR" (Postfix passes one per delivery; several are allowed).
@@ -65,17 +64,17 @@ int deliver(const std::vector<std::string>& in) {
       return kExitTempFail;
     }
     if (n == 0) break;
-    if (head.size() < kHeadCheck) head.append(buf, std::min(static_cast<std::size_t>(n), kHeadCheck - head.size()));
+    if (head.size() < mail::kMailHeadBytes)
+      head.append(buf, std::min(static_cast<std::size_t>(n), mail::kMailHeadBytes - head.size()));
     if (msg.size() + static_cast<std::uint64_t>(n) > max_size) {
       std::cerr << "mailgate deliver: message larger than the size limit\n";
       return kExitDataErr;
     }
     msg.write(std::string_view(buf, static_cast<std::size_t>(n)));
   }
-  mail::MimePart part;
-  mail::parse_header_block(head, part, {});
-  if (head.empty() || part.headers.empty()) {
-    std::cerr << "mailgate deliver: the input is not an email message (no header fields)\n";
+  // The rule the pipeline applies too: what deliver accepts can become a ticket.
+  if (const mail::MailVerdict verdict = mail::classify_mail(head); verdict != mail::MailVerdict::Mail) {
+    std::cerr << "mailgate deliver: " << mail::to_string(verdict) << "\n";
     return kExitDataErr;
   }
   const std::uint64_t size = msg.size();

@@ -4,6 +4,7 @@
 #include "mailgate/mail/mime_parser.hpp"
 
 #include <cstring>
+#include <iterator>
 
 #include "mailgate/mail/text_util.hpp"
 
@@ -33,15 +34,6 @@ Line line_at(std::string_view s, std::size_t pos) {
   std::size_t end = nl == std::string_view::npos ? s.size() : nl;
   if (end > pos && s[end - 1] == '\r') --end;
   return {pos, end, next};
-}
-
-bool valid_field_name(std::string_view name) {
-  if (name.empty() || name.size() > 76) return false;
-  for (char c : name) {
-    auto u = static_cast<unsigned char>(c);
-    if (u <= 32 || u >= 127) return false;
-  }
-  return true;
 }
 
 void apply_content_type(MimePart& part, bool parent_is_digest) {
@@ -166,62 +158,16 @@ class Parser {
 
 std::size_t parse_header_block(std::string_view raw, MimePart& part, const MimeLimits& limits,
                                std::vector<std::string>* truncations) {
-  std::size_t pos = 0;
-  // An mbox "From " separator line is not a header; skip it.
-  if (raw.substr(0, 5) == "From ") pos = line_at(raw, 0).next;
-  std::size_t kept_bytes = 0;
-  bool over_limit = false;
-  bool long_field = false;
-  std::size_t body_at = raw.size();
-  while (pos < raw.size()) {
-    Line line = line_at(raw, pos);
-    std::string_view text = raw.substr(line.begin, line.end - line.begin);
-    if (text.empty()) {  // blank line: the body follows
-      body_at = line.next;
-      break;
-    }
-    if (text[0] == ' ' || text[0] == '\t') {
-      if (!part.headers.empty() && !over_limit) {
-        std::string& value = part.headers.back().value;
-        if (value.size() + text.size() + 2 > limits.max_field_bytes) {
-          long_field = true;
-        } else {
-          value.append("\r\n").append(text);
-          kept_bytes += text.size();
-        }
-      }
-    } else {
-      std::size_t colon = text.find(':');
-      std::string_view name = colon == std::string_view::npos ? std::string_view() : trim(text.substr(0, colon));
-      if (!valid_field_name(name)) {
-        // Not a header line: the header ended without its blank line
-        // (broken mailers); this line already belongs to the body.
-        body_at = line.begin;
-        break;
-      }
-      if (part.headers.size() >= limits.max_header_fields) over_limit = true;
-      if (!over_limit) {
-        std::string_view value = text.substr(colon + 1);
-        if (!value.empty() && (value[0] == ' ' || value[0] == '\t')) value.remove_prefix(1);
-        if (value.size() > limits.max_field_bytes) {
-          value = value.substr(0, limits.max_field_bytes);
-          long_field = true;
-        }
-        part.headers.push_back({std::string(name), std::string(value)});
-        kept_bytes += name.size() + value.size();
-      }
-    }
-    if (kept_bytes > limits.max_header_bytes) over_limit = true;
-    pos = line.next;
-  }
-  if (over_limit && truncations)
+  HeaderBlock block = read_header_block(raw, {limits.max_header_bytes, limits.max_header_fields, limits.max_field_bytes});
+  std::move(block.fields.begin(), block.fields.end(), std::back_inserter(part.headers));
+  if (block.over_limit && truncations)
     truncations->push_back("header block larger than the limit (" + std::to_string(limits.max_header_bytes) +
                            " bytes or " + std::to_string(limits.max_header_fields) +
                            " fields); the excess fields were ignored");
-  if (long_field && truncations)
+  if (block.long_field && truncations)
     truncations->push_back("a header field longer than " + std::to_string(limits.max_field_bytes) +
                            " bytes was cut short");
-  return body_at;
+  return block.body_offset;
 }
 
 ParsedMessage parse_mime(std::string_view raw, const MimeLimits& limits) {

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "mailgate/mail/charset.hpp"
+#include "mailgate/mail/header_block.hpp"
 #include "mailgate/mail/header_decode.hpp"
 #include "mailgate/mail/html.hpp"
 #include "mailgate/mail/quote_strip.hpp"
@@ -674,31 +675,19 @@ class DraftBuilder {
   std::set<const MimePart*> consumed_;
 };
 
-// Some well-formed field a mail has; a file with none of them is not a mail.
-bool looks_like_mail(const MimePart& root) {
-  static constexpr std::string_view kFields[] = {"From", "Sender", "To", "Subject", "Date", "Message-ID",
-                                                 "Received", "Return-Path", "MIME-Version", "Reply-To"};
-  for (auto f : kFields)
-    if (root.find(f)) return true;
-  return false;
-}
-
 }  // namespace
 
 DraftResult build_draft(std::string_view raw, const DraftOptions& options) {
   const auto deadline = std::chrono::steady_clock::now() + options.max_processing_time;
   DraftResult result;
-  if (trim(raw).empty()) {
+  // The rule every ingest path applied (header_block.hpp): what deliver and
+  // SMTP accepted is a mail here too; IMAP's non-mail ends in failed/ with this reason.
+  if (const MailVerdict verdict = classify_mail(raw); verdict != MailVerdict::Mail) {
     result.failure = DraftFailure::NotMail;
-    result.error = "not an email message: the input is empty";
+    result.error = std::string(to_string(verdict));
     return result;
   }
   ParsedMessage msg = parse_mime(raw, options.limits);
-  if (!looks_like_mail(msg.root)) {
-    result.failure = DraftFailure::NotMail;
-    result.error = "not an email message: no RFC 5322 header fields (From, To, Subject, Date, ...) found";
-    return result;
-  }
   DraftBuilder builder(msg, options, deadline);
   TicketDraft draft = builder.build();
   if (builder.failure() != DraftFailure::None) {

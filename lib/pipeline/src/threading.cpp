@@ -8,6 +8,7 @@
 #include <cctype>
 #include <set>
 
+#include "mailgate/mail/header_block.hpp"
 #include "mailgate/mail/text_util.hpp"
 
 namespace mailgate::pipeline {
@@ -15,70 +16,17 @@ namespace {
 
 using mail::ascii_lower;
 
-bool starts_with_field(std::string_view line, std::string_view name) {
-  if (line.size() <= name.size() || line[name.size()] != ':') return false;
-  return ascii_lower(line.substr(0, name.size())) == name;
-}
-
-// The value of the first field `name` (lower-case) in the header block,
-// continuation lines joined; nullopt when absent.
-std::optional<std::string> header_value(std::string_view head, std::string_view name) {
-  std::size_t pos = 0;
-  while (pos < head.size()) {
-    std::size_t eol = head.find('\n', pos);
-    const std::size_t end = eol == std::string_view::npos ? head.size() : eol;
-    std::string_view line = head.substr(pos, end - pos);
-    if (line.empty() || line == "\r") return std::nullopt;  // end of header
-    if (starts_with_field(line, name)) {
-      std::string value(line.substr(name.size() + 1));
-      std::size_t next = end + 1;
-      while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {
-        const std::size_t e = std::min(head.find('\n', next), head.size());
-        value.append(head.substr(next, e - next));
-        next = e + 1;
-      }
-      return value;
-    }
-    pos = end + 1;
-  }
-  return std::nullopt;
-}
-
-// Every <id> in a field value, without the brackets; bounded by `room`.
-void collect_ids(std::string_view value, std::vector<std::string>& out, std::size_t& room) {
-  std::size_t pos = 0;
-  while (room > 0) {
-    const std::size_t open = value.find('<', pos);
-    if (open == std::string_view::npos) return;
-    const std::size_t close = value.find('>', open + 1);
-    if (close == std::string_view::npos) return;
-    std::string id;
-    for (char c : value.substr(open + 1, close - open - 1))
-      if (!std::isspace(static_cast<unsigned char>(c))) id.push_back(c);
-    if (!id.empty() && id.size() <= kMaxMessageIdLength) {
-      out.push_back(std::move(id));
-      --room;
-    }
-    pos = close + 1;
-  }
-}
-
 }  // namespace
 
 ThreadHeaders read_thread_headers(std::string_view raw) {
-  const std::string_view head = raw.substr(0, std::min(raw.size(), kMaxThreadHeaderBytes));
+  const mail::HeaderBlock head = mail::read_header_block(raw.substr(0, std::min(raw.size(), kMaxThreadHeaderBytes)));
   ThreadHeaders out;
-  std::size_t room = kMaxThreadIds;
-  if (auto v = header_value(head, "in-reply-to")) collect_ids(*v, out.in_reply_to, room);
+  out.in_reply_to = mail::angle_ids(head.first("In-Reply-To"), kMaxThreadIds, kMaxMessageIdLength);
   // References newest last: when there are too many, keep the newest.
-  if (auto v = header_value(head, "references")) {
-    std::size_t all = SIZE_MAX;
-    std::vector<std::string> refs;
-    collect_ids(*v, refs, all);
-    const std::size_t keep = std::min(refs.size(), room);
-    out.references.assign(std::make_move_iterator(refs.end() - static_cast<std::ptrdiff_t>(keep)),
-                          std::make_move_iterator(refs.end()));
-  }
+  std::vector<std::string> refs = mail::angle_ids(head.first("References"), SIZE_MAX, kMaxMessageIdLength);
+  const std::size_t keep = std::min(refs.size(), kMaxThreadIds - out.in_reply_to.size());
+  out.references.assign(std::make_move_iterator(refs.end() - static_cast<std::ptrdiff_t>(keep)),
+                        std::make_move_iterator(refs.end()));
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "mailgate/log/log.hpp"
+#include "mailgate/mail/header_block.hpp"
 #include "mailgate/metrics/metrics.hpp"
 #include "mailgate/spool/async_commit.hpp"
 #include "mailgate/text/ascii.hpp"
@@ -141,6 +142,7 @@ class SmtpServer::Session {
     recipients.clear();
     chunked.reset();
     chunked_size = 0;
+    head.clear();
     state = helo.empty() ? State::Connected : State::Greeted;
   }
 
@@ -170,6 +172,10 @@ class SmtpServer::Session {
   std::string final_reply(const spool::AcceptResult& r) const;
   std::string shortage_reply(const spool::Shortage& s) const { return "452 4.3.1 Insufficient system storage: " + s.reason; }
   std::string timeout_reply() const { return "421 4.4.2 " + cfg().hostname + " Error: timeout exceeded"; }
+  void keep_head(std::string_view bytes) {
+    head.append(bytes.substr(0, mail::kMailHeadBytes - std::min(head.size(), mail::kMailHeadBytes)));
+  }
+  std::string not_a_mail_reply() const;
   awaitable<spool::AcceptResult> commit(spool::Incoming&& message);
 
   State state = State::Connected;
@@ -181,6 +187,7 @@ class SmtpServer::Session {
   std::vector<std::string> recipients;
   std::optional<spool::Incoming> chunked;  // BDAT: the message being stored
   std::uint64_t chunked_size = 0;          // BDAT: message bytes so far (our Received: not counted)
+  std::string head;                        // the client's first bytes: is it a mail? (mail::classify_mail)
   std::size_t errors = 0;
   std::string out;
 };
@@ -420,8 +427,11 @@ awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_data() {
     if (msg && refused.empty()) {
       msg->write(content);
       msg->write("\r\n");
+      keep_head(content);
+      keep_head("\r\n");
     }
   }
+  if (refused.empty()) refused = not_a_mail_reply();
   std::string text;
   if (refused.empty()) {
     spool::AcceptResult r = co_await commit(std::move(*msg));
@@ -472,7 +482,9 @@ awaitable<SmtpServer::Session::Reply> SmtpServer::Session::proceed_bdat() {
       continue;
     }
     chunked->write(got);
+    keep_head(got);
   }
+  if (refused.empty() && last) refused = not_a_mail_reply();
   if (!refused.empty()) {
     if (last) reset_transaction();
     co_return Reply{per_recipient(refused)};
@@ -530,6 +542,17 @@ std::string SmtpServer::Session::received_header(const std::string& id) const {
 }
 
 // LMTP answers the end of the message once per accepted recipient (RFC 2033 §4.2).
+// The rule `deliver` and the pipeline apply (mail::classify_mail), on what
+// the client sent (our Received: line is not theirs): what is refused here
+// could never become a ticket. 554 5.6.0 (RFC 3463 §3.7: the content makes it
+// undeliverable) puts the bounce with the sender, who can fix it; a 250
+// would leave it in failed/, where nobody who sent it looks.
+std::string SmtpServer::Session::not_a_mail_reply() const {
+  const mail::MailVerdict verdict = mail::classify_mail(head);
+  if (verdict == mail::MailVerdict::Mail) return "";
+  return "554 5.6.0 Error: " + std::string(mail::to_string(verdict));
+}
+
 std::string SmtpServer::Session::per_recipient(const std::string& one) const {
   if (!cfg().lmtp) return one;
   std::string all;

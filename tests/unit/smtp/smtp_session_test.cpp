@@ -322,7 +322,8 @@ TEST_F(SmtpSessionTest, BdatOutOfPlaceIsRefusedAndItsChunkIsNotReadAsCommands) {
 }
 
 TEST_F(SmtpSessionTest, OnlyBdatMayFollowBdat) {
-  std::string out = converse(envelope() + "BDAT 5\r\nhelloDATA\r\nRCPT TO:<support@example.com>\r\n"
+  // The chunks make a mail ("To: x!\n"): a text without a header would be refused (NotAMailIs554).
+  std::string out = converse(envelope() + "BDAT 5\r\nTo: xDATA\r\nRCPT TO:<support@example.com>\r\n"
                              "MAIL FROM:<a@example.org>\r\nBDAT 2 LAST\r\n!\n");
   EXPECT_EQ(codes(out), (std::vector<int>{220, 250, 250, 250, 250, 503, 503, 503, 250}));
   EXPECT_EQ(queued().size(), 1u);
@@ -332,7 +333,7 @@ TEST_F(SmtpSessionTest, AnOversizedBdatMessageIsRefusedAndTheSessionGoesOn) {
   settings.max_message_size = 1000;
   const std::string chunk(600, 'b');
   std::string out = converse(envelope() + "BDAT 600\r\n" + chunk + "BDAT 600\r\n" + chunk + "BDAT 600 LAST\r\n" +
-                             chunk + "NOOP\r\n" + envelope("RSET") + "BDAT 5 LAST\r\nsmall");
+                             chunk + "NOOP\r\n" + envelope("RSET") + "BDAT 5 LAST\r\nTo: x");  // a small mail
   EXPECT_EQ(codes(out), (std::vector<int>{220, 250, 250, 250, 250, 552, 554, 250, 250, 250, 250, 250}));
   EXPECT_EQ(queued().size(), 1u);
   EXPECT_TRUE(nothing_half_written());
@@ -424,4 +425,43 @@ TEST_F(SmtpSessionTest, RepliesAreCountedByCodeAndSessionsByProtocol) {
   EXPECT_EQ(value("mailgate_smtp_sessions_total", {{"protocol", "smtp"}}), sessions + 1);
   EXPECT_EQ(value("mailgate_smtp_replies_total", {{"code", "250"}}), ok + 2);  // EHLO (multi-line: once), MAIL
   EXPECT_EQ(value("mailgate_smtp_replies_total", {{"code", "550"}}), refused + 1);  // not one of our addresses
+}
+
+// ---- "is this a mail": the rule deliver and the pipeline apply (mail::classify_mail) ----
+
+TEST_F(SmtpSessionTest, NotAMailIs554AndLeavesNothing) {
+  std::string out = converse(envelope() + "DATA\r\njust some text\r\nwithout a header\r\n.\r\n" +  //
+                             "MAIL FROM:<a@example.org>\r\nRCPT TO:<support@example.com>\r\nDATA\r\n" + kMail +
+                             ".\r\nQUIT\r\n");
+  EXPECT_EQ(codes(out), (std::vector<int>{220, 250, 250, 250, 354, 554, 250, 250, 354, 250, 221}));
+  EXPECT_NE(out.find("554 5.6.0 Error: not an email message: no RFC 5322 header fields"), std::string::npos) << out;
+  EXPECT_EQ(queued().size(), 1u);  // the mail after it, not the text
+  EXPECT_TRUE(nothing_half_written());
+}
+
+TEST_F(SmtpSessionTest, AnEmptyMessageIs554) {
+  std::string out = converse(envelope() + "DATA\r\n.\r\nQUIT\r\n");
+  EXPECT_EQ(codes(out), (std::vector<int>{220, 250, 250, 250, 354, 554, 221}));
+  EXPECT_NE(out.find("554 5.6.0 Error: not an email message: the input is empty"), std::string::npos) << out;
+  EXPECT_TRUE(queued().empty());
+}
+
+TEST_F(SmtpSessionTest, BdatIsJudgedOnAllItsChunks) {
+  // The header is split across chunks: a mail.
+  std::string out = converse(envelope() + "BDAT 4\r\nSubjBDAT 13 LAST\r\nect: s\r\n\r\nb\r\n");
+  EXPECT_EQ(codes(out), (std::vector<int>{220, 250, 250, 250, 250, 250}));
+  EXPECT_EQ(queued().size(), 1u);
+  // Chunks of text: refused at LAST, and nothing stays.
+  out = converse(envelope() + "BDAT 5\r\nhelloBDAT 2 LAST\r\n!\nNOOP\r\n");
+  EXPECT_EQ(codes(out), (std::vector<int>{220, 250, 250, 250, 250, 554, 250}));
+  EXPECT_EQ(queued().size(), 1u);
+  EXPECT_TRUE(nothing_half_written());
+}
+
+TEST_F(SmtpSessionTest, LmtpRefusesNotAMailOncePerRecipient) {
+  settings.lmtp = true;
+  std::string out = converse("LHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<support@example.com>\r\n"
+                             "RCPT TO:<other@help.example.com>\r\nDATA\r\n\x89PNG\r\n.\r\n");
+  EXPECT_EQ(codes(out), (std::vector<int>{220, 250, 250, 250, 250, 354, 554, 554}));
+  EXPECT_TRUE(queued().empty());
 }

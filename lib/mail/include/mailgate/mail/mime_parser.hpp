@@ -15,21 +15,17 @@
 #include <string_view>
 #include <vector>
 
+#include "mailgate/mail/header_block.hpp"
 #include "mailgate/mail/header_decode.hpp"
 
 namespace mailgate::mail {
 
 struct MimeLimits {
-  std::size_t max_depth = 50;                  // nested multiparts
-  std::size_t max_parts = 1000;                // entities in one message
-  std::size_t max_header_bytes = 256 * 1024;   // one entity's header block
-  std::size_t max_header_fields = 1000;        // fields kept per entity
-  std::size_t max_field_bytes = 64 * 1024;     // one field, folded lines included
-};
-
-struct HeaderField {
-  std::string name;   // as written
-  std::string value;  // raw bytes after the colon, folding kept
+  std::size_t max_depth = 50;                                 // nested multiparts
+  std::size_t max_parts = 1000;                               // entities in one message
+  std::size_t max_header_bytes = kMaxHeaderBlockBytes;        // one entity's header block
+  std::size_t max_header_fields = kMaxHeaderFields;           // fields kept per entity
+  std::size_t max_field_bytes = kMaxHeaderFieldBytes;         // one field, folded lines included
 };
 
 struct MimePart {
@@ -55,8 +51,9 @@ struct ParsedMessage {
 // Parses the whole message; `raw` must outlive the result.
 ParsedMessage parse_mime(std::string_view raw, const MimeLimits& limits = {});
 
-// Parses only a header block (for message/rfc822 parts): fields into `part`,
-// returns the offset where the body starts.
+// Parses only a header block (for message/rfc822 parts) with the header
+// reader (header_block.hpp): fields appended to `part`, what the limits cut
+// noted in `truncations`; returns the offset where the body starts.
 std::size_t parse_header_block(std::string_view raw, MimePart& part, const MimeLimits& limits,
                                std::vector<std::string>* truncations = nullptr);
 

@@ -19,13 +19,14 @@
 #include <vector>
 
 #include "mailgate/config/config.hpp"
+#include "mailgate/mail/header_block.hpp"
 #include "mailgate/spool/spool.hpp"
 
 namespace mailgate::pipeline {
 
 inline constexpr std::size_t kMaxThreadIds = 100;          // ids read from In-Reply-To and References together
 inline constexpr std::size_t kMaxMessageIdLength = 998;    // RFC 5322 line length; longer ids are skipped
-inline constexpr std::size_t kMaxThreadHeaderBytes = 64 * 1024;  // header block scanned for them
+inline constexpr std::size_t kMaxThreadHeaderBytes = mail::kMailHeadBytes;  // header block read for them
 inline constexpr std::size_t kMaxSubjectScan = 4096;       // bytes of Subject a pattern sees
 inline constexpr std::size_t kMaxTicketIdLength = 64;      // a longer capture is not a ticket id
 
@@ -35,8 +36,9 @@ struct ThreadHeaders {
   std::vector<std::string> references;   // ids without <>, in header order (oldest first)
 };
 
-// In-Reply-To and References of a raw message (the first of each field;
-// folded lines joined). Never fails; at most kMaxThreadIds ids in all.
+// In-Reply-To and References of a raw message (the first of each field of
+// its header block, mail::read_header_block; folded lines joined). Never
+// fails; at most kMaxThreadIds ids in all.
 ThreadHeaders read_thread_headers(std::string_view raw);
 
 // The ids to look up, in matching order: In-Reply-To first, then References
