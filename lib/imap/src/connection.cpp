@@ -105,7 +105,8 @@ void Connection::refresh_capabilities(const Response& r) {
 }
 
 awaitable<void> Connection::write_all(std::string_view bytes) {
-  if (!co_await reader_.write(bytes, limits_.command_timeout))
+  const bool sent = co_await reader_.write(bytes, limits_.command_timeout);
+  if (!sent)
     throw ImapError(ImapError::Kind::Network, "connection lost while sending: " + reader_.last_error().message());
 }
 
@@ -202,7 +203,8 @@ awaitable<Connection::IdleResult> Connection::idle(std::chrono::seconds max_wait
   co_await write_all(out_);
   IdleBudget budget;
   bool changed = co_await idle_begin(tag, budget);
-  if (!changed && !co_await idle_wait(Clock::now() + max_wait, budget)) {
+  if (!changed) changed = co_await idle_wait(Clock::now() + max_wait, budget);
+  if (!changed) {
     close();
     co_return IdleResult::Expired;
   }

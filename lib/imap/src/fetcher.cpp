@@ -288,7 +288,8 @@ awaitable<void> Fetcher::session() {
   while (!stopping_) {
     co_await import_new(c);
     if (stopping_) break;
-    if (!co_await wait_for_news(c)) co_return;  // run() reconnects at once
+    const bool go_on = co_await wait_for_news(c);
+    if (!go_on) co_return;  // run() reconnects at once
   }
   Tagged bye = co_await c.command("LOGOUT");
   (void)bye;
@@ -347,7 +348,8 @@ void Fetcher::restore_mark(std::uint64_t uidvalidity) {
 
 awaitable<bool> Fetcher::wait_for_news(Connection& c) {
   if (s_.idle && c.has("IDLE")) {
-    if (co_await c.idle(s_.idle_restart) == Connection::IdleResult::Changed) co_return true;
+    const Connection::IdleResult idled = co_await c.idle(s_.idle_restart);
+    if (idled == Connection::IdleResult::Changed) co_return true;
     log::debug("imap.idle_restart", {{"mailbox", s_.name}});
     co_return false;
   }

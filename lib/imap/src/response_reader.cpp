@@ -105,7 +105,8 @@ awaitable<Response> ResponseReader::read(LiteralSink* sink, const SearchNumbers*
 
 awaitable<std::optional<Response>> ResponseReader::read_by(Clock::time_point first_line_by, std::uint64_t* counted) {
   Wire wire;
-  if (!co_await read_line(wire, first_line_by, true)) co_return std::nullopt;
+  const bool arrived = co_await read_line(wire, first_line_by, true);
+  if (!arrived) co_return std::nullopt;
   co_return co_await finish(wire, nullptr, nullptr, counted);
 }
 
