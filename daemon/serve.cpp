@@ -239,7 +239,8 @@ int serve(const std::vector<std::string>& in) {
   std::vector<std::unique_ptr<imap::Fetcher>> fetchers;
   std::vector<std::unique_ptr<imap::Fetcher>> retired;
   auto make_fetcher = [&](const config::ImapMailboxConfig& box) {
-    auto f = std::make_unique<imap::Fetcher>(io.get_executor(), *spool, mailbox_settings(box));
+    auto f = std::make_unique<imap::Fetcher>(io.get_executor(), *spool, std::make_unique<imap::SpoolMarkStore>(*spool),
+                                             mailbox_settings(box));
     f->on_accepted = [&](const std::string&) { net::asio::post(processing_io, [&] { processor.wake(); }); };
     return f;
   };

@@ -73,11 +73,31 @@ bool announces_body(std::string_view line) {
   return tail == " BODY[]" || tail == "(BODY[]";
 }
 
+// The value after `name` in a FETCH response's item list (the last one, if
+// the server sent it twice), or null.
+const Value* fetch_item(const Response& r, std::string_view name) {
+  if (r.name != "FETCH" || r.data.empty() || r.data[0].kind != Value::Kind::List) return nullptr;
+  const auto& items = r.data[0].items;
+  const Value* found = nullptr;
+  for (std::size_t i = 0; i + 1 < items.size(); i += 2)
+    if (items[i].is_atom(name)) found = &items[i + 1];
+  return found;
+}
+
+// The response's UID (UINT64_MAX when it is not a number: checked_uid refuses it).
+std::optional<std::uint64_t> fetch_uid(const Response& r) {
+  const Value* v = fetch_item(r, "UID");
+  if (!v) return std::nullopt;
+  return v->number().value_or(UINT64_MAX);
+}
+
+}  // namespace
+
 // Streams the BODY[] literal of a FETCH response into a spool file: only a
 // body that may be wanted (a requested UID not received yet, or one whose UID
 // comes after the literal), within the size limit, while the spool has room.
 // One file at a time: the fetcher commits it before the next response is read.
-struct BodySink : LiteralSink {
+struct Fetcher::BodySink : LiteralSink {
   spool::Spool& spool;
   const std::set<std::uint64_t>& wanted;
   const std::map<std::uint64_t, spool::AcceptResult>& received;
@@ -116,7 +136,6 @@ struct BodySink : LiteralSink {
   }
 };
 
-}  // namespace
 
 std::string uid_set(const std::vector<std::uint64_t>& uids) {
   std::string out;
@@ -134,9 +153,11 @@ std::string uid_set(const std::vector<std::uint64_t>& uids) {
   return out;
 }
 
-Fetcher::Fetcher(asio::any_io_executor ex, spool::Spool& spool, MailboxSettings settings)
+Fetcher::Fetcher(asio::any_io_executor ex, spool::Spool& spool, std::unique_ptr<MarkStore> marks,
+                 MailboxSettings settings)
     : ex_(ex),
       spool_(spool),
+      marks_(std::move(marks)),
       s_(std::move(settings)),
       tls_(make_client_tls_context(TlsSettings{s_.ca_file, true})),
       source_("imap:" + s_.name),
@@ -262,13 +283,28 @@ awaitable<std::uint64_t> probe_mailbox(asio::any_io_executor ex, const MailboxSe
 awaitable<void> Fetcher::session() {
   Connection c(ex_, tls_, s_.limits);
   current_ = &c;
+  co_await log_in(c);
+  co_await select_folder(c);
+  while (!stopping_) {
+    co_await import_new(c);
+    if (stopping_) break;
+    const bool go_on = co_await wait_for_news(c);
+    if (!go_on) co_return;  // run() reconnects at once
+  }
+  Tagged bye = co_await c.command("LOGOUT");
+  (void)bye;
+}
+
+awaitable<void> Fetcher::log_in(Connection& c) {
   log::debug("imap.connecting", {{"mailbox", s_.name}, {"server", s_.host + ":" + std::to_string(s_.port)}});
   co_await c.open(s_.host, s_.port, s_.security);
   log::debug("imap.connected", {{"mailbox", s_.name}, {"preauth", c.authenticated() ? "yes" : "no"}});
   co_await login(c, s_);
   log::info("imap.logged_in", {{"mailbox", s_.name}, {"server", s_.host + ":" + std::to_string(s_.port)},
                                {"user", s_.username}});
+}
 
+awaitable<void> Fetcher::select_folder(Connection& c) {
   std::uint64_t uidvalidity = 0, exists = 0;
   std::function<void(const Response&)> on_select = [&](const Response& r) {
     if (r.name == "EXISTS" && r.number) exists = *r.number;
@@ -278,8 +314,15 @@ awaitable<void> Fetcher::session() {
   const std::string select = "SELECT " + quoted(s_.folder);
   Tagged sel = co_await c.command(select, on_select);
   if (!sel.ok()) throw ImapError(ImapError::Kind::Protocol, "cannot select " + s_.folder + ": " + sel.response.text);
+  restore_mark(uidvalidity);
+  log::info("imap.selected", {{"mailbox", s_.name}, {"folder", s_.folder}, {"exists", std::to_string(exists)},
+                              {"uidvalidity", std::to_string(uidvalidity)}, {"last_uid", std::to_string(last_uid_)},
+                              {"idle", s_.idle && c.has("IDLE") ? "yes" : "no"}});
+}
 
-  auto mark = spool_.imap_mark(s_.name);
+// The stored mark, unless it cannot be right for this folder any more.
+void Fetcher::restore_mark(std::uint64_t uidvalidity) {
+  Mark mark = marks_->mark(s_.name);
   if (mark.last_uid > kMaxUid) {
     // Saved by a version that took a hostile UID of 2^64-1 as the mark: no
     // UID can follow it, so the mailbox would never import again. Rescan;
@@ -287,7 +330,7 @@ awaitable<void> Fetcher::session() {
     log::warn("imap.mark_out_of_range", {{"mailbox", s_.name}, {"last_uid", std::to_string(mark.last_uid)},
                                          {"note", "rescanning; already imported messages are recognised"}});
     mark.last_uid = 0;
-    spool_.set_imap_mark(s_.name, mark);
+    marks_->set_mark(s_.name, mark);
   }
   if (mark.uidvalidity != uidvalidity) {
     // The mailbox was rebuilt (or this is the first visit): every UID is
@@ -297,31 +340,24 @@ awaitable<void> Fetcher::session() {
                                              {"new", std::to_string(uidvalidity)},
                                              {"note", "rescanning; already imported messages are recognised"}});
     mark = {uidvalidity, 0};
-    spool_.set_imap_mark(s_.name, mark);
+    marks_->set_mark(s_.name, mark);
   }
   uidvalidity_ = uidvalidity;
   last_uid_ = mark.last_uid;
-  log::info("imap.selected", {{"mailbox", s_.name}, {"folder", s_.folder}, {"exists", std::to_string(exists)},
-                              {"uidvalidity", std::to_string(uidvalidity)}, {"last_uid", std::to_string(last_uid_)},
-                              {"idle", s_.idle && c.has("IDLE") ? "yes" : "no"}});
+}
 
-  while (!stopping_) {
-    co_await import_new(c);
-    if (stopping_) break;
-    if (s_.idle && c.has("IDLE")) {
-      if (co_await c.idle(s_.idle_restart) == Connection::IdleResult::Expired) {
-        log::debug("imap.idle_restart", {{"mailbox", s_.name}});
-        co_return;  // run() reconnects at once
-      }
-    } else {
-      co_await sleep(std::chrono::duration_cast<std::chrono::milliseconds>(s_.poll_interval));
-      if (stopping_) break;
-      Tagged noop = co_await c.command("NOOP");  // keeps the session and notices a dead one
-      if (!noop.ok()) throw ImapError(ImapError::Kind::Protocol, "NOOP failed: " + noop.response.text);
-    }
+awaitable<bool> Fetcher::wait_for_news(Connection& c) {
+  if (s_.idle && c.has("IDLE")) {
+    const Connection::IdleResult idled = co_await c.idle(s_.idle_restart);
+    if (idled == Connection::IdleResult::Changed) co_return true;
+    log::debug("imap.idle_restart", {{"mailbox", s_.name}});
+    co_return false;
   }
-  Tagged bye = co_await c.command("LOGOUT");
-  (void)bye;
+  co_await sleep(std::chrono::duration_cast<std::chrono::milliseconds>(s_.poll_interval));
+  if (stopping_) co_return true;  // session() logs out
+  Tagged noop = co_await c.command("NOOP");  // keeps the session and notices a dead one
+  if (!noop.ok()) throw ImapError(ImapError::Kind::Protocol, "NOOP failed: " + noop.response.text);
+  co_return true;
 }
 
 namespace {
@@ -441,6 +477,27 @@ awaitable<std::vector<std::uint64_t>> Fetcher::search(Connection& c, bool& more)
   co_return std::vector<std::uint64_t>(found.begin(), found.end());
 }
 
+struct Fetcher::Batch {
+  std::set<std::uint64_t> wanted;
+  std::vector<std::uint64_t> to_fetch;               // not known to be oversized
+  std::map<std::uint64_t, std::uint64_t> oversized;  // UID → size
+  std::map<std::uint64_t, spool::AcceptResult> results;
+  // A body the spool refused before it was written is a TemporaryFailure here too.
+  void refuse(std::uint64_t uid, const std::string& why) {
+    results.emplace(uid, spool::AcceptResult{spool::AcceptResult::Kind::TemporaryFailure, "", why});
+  }
+};
+
+struct Fetcher::Settled {
+  std::vector<std::uint64_t> imported, skipped;  // only UIDs below the first unsettled one
+  std::string stop;                              // why the run ended early ("" if it did not)
+};
+
+struct Fetcher::Claimed {
+  std::uint64_t uid;
+  spool::Incoming message;
+};
+
 // One batch: sizes first (RFC822.SIZE), so an oversized message is never
 // downloaded; then one UID FETCH whose bodies are streamed to spool files,
 // each committed (spool::async_commit) before the next response is read —
@@ -451,116 +508,110 @@ awaitable<std::vector<std::uint64_t>> Fetcher::search(Connection& c, bool& more)
 // the run stops there: the throw leads to run()'s backoff and the next
 // session fetches that message again; the later ones are recognised.
 awaitable<void> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint64_t>& uids) {
-  const std::set<std::uint64_t> wanted(uids.begin(), uids.end());
-  const std::string set = uid_set(uids);
+  Batch batch;
+  batch.wanted.insert(uids.begin(), uids.end());
+  co_await sort_by_size(c, uids, batch);
+  if (!batch.to_fetch.empty()) co_await fetch_bodies(c, batch);
+  const Settled settled = settle(uids, batch);
+  if (!settled.imported.empty() || !settled.skipped.empty()) co_await conclude(c, settled, batch);
+  if (!settled.stop.empty()) throw std::runtime_error(settled.stop);
+}
 
+awaitable<void> Fetcher::sort_by_size(Connection& c, const std::vector<std::uint64_t>& uids, Batch& batch) {
   std::map<std::uint64_t, std::uint64_t> sizes;  // only for wanted UIDs: bounded by the batch
   std::function<void(const Response&)> on_size = [&](const Response& r) {
-    if (r.name != "FETCH" || r.data.empty() || r.data[0].kind != Value::Kind::List) return;
-    const auto& items = r.data[0].items;
-    std::optional<std::uint64_t> uid, size;
-    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
-      if (items[i].is_atom("UID")) uid = items[i + 1].number().value_or(UINT64_MAX);
-      if (items[i].is_atom("RFC822.SIZE")) size = items[i + 1].number();
-    }
-    if (uid && size && wanted.count(checked_uid(*uid))) sizes[*uid] = *size;
+    const std::optional<std::uint64_t> uid = fetch_uid(r);
+    const Value* size = fetch_item(r, "RFC822.SIZE");
+    if (uid && size && size->number() && batch.wanted.count(checked_uid(*uid))) sizes[*uid] = *size->number();
   };
-  const std::string fetch_sizes = "UID FETCH " + set + " (UID RFC822.SIZE)";
+  const std::string fetch_sizes = "UID FETCH " + uid_set(uids) + " (UID RFC822.SIZE)";
   Tagged st = co_await c.command(fetch_sizes, on_size);
   if (!st.ok()) throw ImapError(ImapError::Kind::Protocol, "UID FETCH (sizes) failed: " + st.response.text);
-
-  std::map<std::uint64_t, std::uint64_t> oversized;  // UID → size
-  std::vector<std::uint64_t> to_fetch;
   for (std::uint64_t uid : uids) {
     auto it = sizes.find(uid);
-    if (it != sizes.end() && it->second > s_.max_message_size) oversized[uid] = it->second;
-    else to_fetch.push_back(uid);
+    if (it != sizes.end() && it->second > s_.max_message_size) batch.oversized[uid] = it->second;
+    else batch.to_fetch.push_back(uid);
   }
+}
 
-  // A body the spool refused before it was written is a TemporaryFailure here too.
-  std::map<std::uint64_t, spool::AcceptResult> results;
-  auto refuse = [&](std::uint64_t uid, const std::string& why) {
-    results.emplace(uid, spool::AcceptResult{spool::AcceptResult::Kind::TemporaryFailure, "", why});
-  };
-  if (!to_fetch.empty()) {
-    BodySink sink(spool_, wanted, results, s_.max_message_size);
-    const std::string fetch_bodies = "UID FETCH " + uid_set(to_fetch) + " (UID BODY.PEEK[])";
-    co_await c.send(fetch_bodies);
-    for (;;) {
-      sink.next_response();
-      Response r = co_await c.next(&sink);
-      if (r.kind == Response::Kind::Tagged) {
-        if (r.name != "OK") throw ImapError(ImapError::Kind::Protocol, "UID FETCH failed: " + r.text);
-        break;
-      }
-      if (r.name != "FETCH" || r.data.empty() || r.data[0].kind != Value::Kind::List) continue;
-      const auto& items = r.data[0].items;
-      std::optional<std::uint64_t> uid;
-      const Value* body = nullptr;
-      for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
-        if (items[i].is_atom("UID")) uid = items[i + 1].number().value_or(UINT64_MAX);
-        if (items[i].is_atom("BODY[]")) body = &items[i + 1];
-      }
-      if (!uid) continue;  // a flag update, or a body without its UID: not returned
-      checked_uid(*uid);
-      if (!body) continue;
-      if (!wanted.count(*uid) || results.count(*uid) || oversized.count(*uid)) {
-        ++sink.unrequested;  // never imported: only what was asked for, once
-        continue;
-      }
-      if (sink.oversized) {  // RFC822.SIZE said less than the literal
-        oversized[*uid] = sink.oversized;
-        continue;
-      }
-      if (!sink.refused.empty()) {
-        refuse(*uid, sink.refused);
-        continue;
-      }
-      std::optional<spool::Incoming> in = std::move(sink.current);
-      sink.current.reset();
-      if (!in) {
-        if (body->kind != Value::Kind::String) continue;  // BODY[] NIL: not returned
-        // Sent as a quoted string (or a small inline literal): legal, and small.
-        if (body->text.size() > s_.max_message_size) {
-          oversized[*uid] = body->text.size();
-          continue;
-        }
-        if (auto full = spool_.check_capacity(body->text.size())) {
-          refuse(*uid, *full);
-          continue;
-        }
-        in.emplace(spool_.begin());
-        in->write(body->text);
-      }
-      std::string source = source_;  // no envelope: the spool reads the recipients from the header
-      spool::AcceptResult committed =
-          co_await spool::async_commit(spool_, std::move(*in), std::move(source), use_awaitable);
-      results.emplace(*uid, std::move(committed));
+awaitable<void> Fetcher::fetch_bodies(Connection& c, Batch& batch) {
+  BodySink sink(spool_, batch.wanted, batch.results, s_.max_message_size);
+  const std::string fetch_bodies = "UID FETCH " + uid_set(batch.to_fetch) + " (UID BODY.PEEK[])";
+  co_await c.send(fetch_bodies);
+  for (;;) {
+    sink.next_response();
+    Response r = co_await c.next(&sink);
+    if (r.kind == Response::Kind::Tagged) {
+      if (r.name != "OK") throw ImapError(ImapError::Kind::Protocol, "UID FETCH failed: " + r.text);
+      break;
     }
-    if (sink.unrequested > 0)
-      log::warn("imap.unrequested_bodies", {{"mailbox", s_.name}, {"count", std::to_string(sink.unrequested)},
-                                            {"note", "bodies for UIDs not asked for (or sent twice) were discarded"}});
+    std::optional<Claimed> claimed = claim_body(r, sink, batch);
+    if (!claimed) continue;
+    std::string source = source_;  // no envelope: the spool reads the recipients from the header
+    spool::AcceptResult committed =
+        co_await spool::async_commit(spool_, std::move(claimed->message), std::move(source), use_awaitable);
+    batch.results.emplace(claimed->uid, std::move(committed));
   }
+  if (sink.unrequested > 0)
+    log::warn("imap.unrequested_bodies", {{"mailbox", s_.name}, {"count", std::to_string(sink.unrequested)},
+                                          {"note", "bodies for UIDs not asked for (or sent twice) were discarded"}});
+}
 
-  // The longest settled run from the lowest UID. A UID the server did not
-  // return is never acknowledged (with after_import: delete that would
-  // destroy unread mail); the session ends and the next one searches again
-  // — an expunged message is simply not found then.
-  std::vector<std::uint64_t> imported, skipped;
-  std::string stop;
+std::optional<Fetcher::Claimed> Fetcher::claim_body(const Response& r, BodySink& sink, Batch& batch) {
+  const std::optional<std::uint64_t> uid = fetch_uid(r);
+  if (!uid) return std::nullopt;  // a flag update, or a body without its UID: not returned
+  checked_uid(*uid);
+  const Value* body = fetch_item(r, "BODY[]");
+  if (!body) return std::nullopt;
+  if (!batch.wanted.count(*uid) || batch.results.count(*uid) || batch.oversized.count(*uid)) {
+    ++sink.unrequested;  // never imported: only what was asked for, once
+    return std::nullopt;
+  }
+  if (sink.oversized) {  // RFC822.SIZE said less than the literal
+    batch.oversized[*uid] = sink.oversized;
+    return std::nullopt;
+  }
+  if (!sink.refused.empty()) {
+    batch.refuse(*uid, sink.refused);
+    return std::nullopt;
+  }
+  std::optional<spool::Incoming> in = std::move(sink.current);
+  sink.current.reset();
+  if (in) return Claimed{*uid, std::move(*in)};
+  if (body->kind != Value::Kind::String) return std::nullopt;  // BODY[] NIL: not returned
+  // Sent as a quoted string (or a small inline literal): legal, and small.
+  if (body->text.size() > s_.max_message_size) {
+    batch.oversized[*uid] = body->text.size();
+    return std::nullopt;
+  }
+  if (auto full = spool_.check_capacity(body->text.size())) {
+    batch.refuse(*uid, *full);
+    return std::nullopt;
+  }
+  Claimed claimed{*uid, spool_.begin()};
+  claimed.message.write(body->text);
+  return claimed;
+}
+
+// The longest settled run from the lowest UID. A UID the server did not
+// return is never acknowledged (with after_import: delete that would
+// destroy unread mail); the session ends and the next one searches again
+// — an expunged message is simply not found then.
+Fetcher::Settled Fetcher::settle(const std::vector<std::uint64_t>& uids, const Batch& batch) {
+  Settled out;
   for (std::uint64_t uid : uids) {
-    if (oversized.count(uid)) {
-      skipped.push_back(uid);
+    if (batch.oversized.count(uid)) {
+      out.skipped.push_back(uid);
       continue;
     }
-    auto it = results.find(uid);
-    if (it == results.end()) {
-      stop = "no body for UID " + std::to_string(uid) + " (expunged meanwhile, or a server fault)";
+    auto it = batch.results.find(uid);
+    if (it == batch.results.end()) {
+      out.stop = "no body for UID " + std::to_string(uid) + " (expunged meanwhile, or a server fault)";
       break;
     }
     const auto& r = it->second;
     if (r.kind == spool::AcceptResult::Kind::TemporaryFailure) {
-      stop = "the spool refuses mail: " + r.reason + " (UID " + std::to_string(uid) + ")";
+      out.stop = "the spool refuses mail: " + r.reason + " (UID " + std::to_string(uid) + ")";
       break;  // keep the order: the mark never passes a message not yet safe
     }
     log::info("imap.message", {{"mailbox", s_.name}, {"uid", std::to_string(uid)}, {"spool_id", r.id},
@@ -571,41 +622,45 @@ awaitable<void> Fetcher::fetch_batch(Connection& c, const std::vector<std::uint6
                                       {{"mailbox", s_.name}});
       if (on_accepted) on_accepted(r.id);
     }
-    imported.push_back(uid);
+    out.imported.push_back(uid);
   }
-  if (!imported.empty() || !skipped.empty()) {
-    failpoint("imap_after_spool_commit");
-    if (!imported.empty()) {
-      const std::string imported_set = uid_set(imported);
-      co_await acknowledge(c, imported_set);
-    }
-    if (!skipped.empty()) {
-      for (std::uint64_t uid : skipped) {
-        const std::string action = s_.oversized_folder.empty() ? "kept" : "moved:" + s_.oversized_folder;
-        log::warn("imap.message_too_large", {{"mailbox", s_.name}, {"uid", std::to_string(uid)},
-                                             {"size", std::to_string(oversized[uid])},
-                                             {"limit", std::to_string(s_.max_message_size)}, {"action", action}});
-        spool_.record_imap_skip(s_.name, uidvalidity_, uid, oversized[uid], "larger than max_message_size");
-      }
-      if (!s_.oversized_folder.empty()) {
-        const std::string skipped_set = uid_set(skipped);
-        Tagged r = co_await move(c, skipped_set, s_.oversized_folder);
-        if (!r.ok())
-          log::warn("imap.oversized_move_failed", {{"mailbox", s_.name}, {"uids", uid_set(skipped)},
-                                                   {"error", r.response.text},
-                                                   {"note", "skipped and recorded; they stay in the folder"}});
-      }
-    }
-    // Only now: a crash or a dropped connection before this point fetches
-    // the messages again, and the spool recognises them.
-    // Both lists hold only UIDs below the first unsettled one.
-    const std::uint64_t top = std::max(imported.empty() ? 0 : imported.back(), skipped.empty() ? 0 : skipped.back());
-    last_uid_ = std::max(last_uid_, top);
-    spool_.set_imap_mark(s_.name, {uidvalidity_, last_uid_});
-    imported_ = true;
-    note_progress(imported.size() + skipped.size());
+  return out;
+}
+
+awaitable<void> Fetcher::conclude(Connection& c, const Settled& settled, const Batch& batch) {
+  failpoint("imap_after_spool_commit");
+  if (!settled.imported.empty()) {
+    const std::string imported_set = uid_set(settled.imported);
+    co_await acknowledge(c, imported_set);
   }
-  if (!stop.empty()) throw std::runtime_error(stop);
+  if (!settled.skipped.empty()) co_await set_aside(c, settled.skipped, batch);
+  // Only now: a crash or a dropped connection before this point fetches
+  // the messages again, and the spool recognises them.
+  const std::uint64_t top = std::max(settled.imported.empty() ? 0 : settled.imported.back(),
+                                     settled.skipped.empty() ? 0 : settled.skipped.back());
+  last_uid_ = std::max(last_uid_, top);
+  marks_->set_mark(s_.name, {uidvalidity_, last_uid_});
+  imported_ = true;
+  note_progress(settled.imported.size() + settled.skipped.size());
+}
+
+// Oversized messages: logged, recorded, and moved to oversized_folder when set.
+awaitable<void> Fetcher::set_aside(Connection& c, const std::vector<std::uint64_t>& skipped, const Batch& batch) {
+  const std::string action = s_.oversized_folder.empty() ? "kept" : "moved:" + s_.oversized_folder;
+  for (std::uint64_t uid : skipped) {
+    const std::uint64_t size = batch.oversized.at(uid);
+    log::warn("imap.message_too_large", {{"mailbox", s_.name}, {"uid", std::to_string(uid)},
+                                         {"size", std::to_string(size)},
+                                         {"limit", std::to_string(s_.max_message_size)}, {"action", action}});
+    marks_->record_skip(s_.name, {uidvalidity_, uid, size, "larger than max_message_size"});
+  }
+  if (s_.oversized_folder.empty()) co_return;
+  const std::string skipped_set = uid_set(skipped);
+  Tagged r = co_await move(c, skipped_set, s_.oversized_folder);
+  if (!r.ok())
+    log::warn("imap.oversized_move_failed", {{"mailbox", s_.name}, {"uids", skipped_set},
+                                             {"error", r.response.text},
+                                             {"note", "skipped and recorded; they stay in the folder"}});
 }
 
 awaitable<Tagged> Fetcher::expunge(Connection& c, const std::string& set) {

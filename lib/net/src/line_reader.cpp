@@ -1,4 +1,4 @@
-// The reader behind SMTP's (and later IMAP's) command and data loops. A wait
+// The reader behind SMTP's command and data loops and IMAP's responses. A wait
 // is bounded by a timer that cancels the stream's pending operation; the
 // operation then fails and the caller learns "timeout", not "disconnected".
 #include "mailgate/net/line_reader.hpp"
@@ -37,10 +37,10 @@ void LineReader::discard_buffered() {
   pos_ = 0;
 }
 
-void LineReader::arm(std::chrono::milliseconds timeout) {
+void LineReader::arm(Clock::time_point deadline) {
   watch_->waiting = true;
   watch_->expired = false;
-  timer_.expires_after(timeout);
+  timer_.expires_at(deadline);
   timer_.async_wait([w = watch_](const error_code& ec) {
     if (!ec && w->waiting && w->stream) {
       w->expired = true;
@@ -57,7 +57,7 @@ bool LineReader::disarm() {
 
 // Appends one read of at most `max` bytes to the buffer, after dropping what
 // was consumed. Returns the number of new bytes; 0 sets `why`.
-asio::awaitable<std::size_t> LineReader::fill(std::size_t max, std::chrono::milliseconds timeout, ReadError& why) {
+asio::awaitable<std::size_t> LineReader::fill(std::size_t max, Clock::time_point deadline, ReadError& why) {
   if (pos_ > 0) {
     in_.erase(0, pos_);
     pos_ = 0;
@@ -65,11 +65,12 @@ asio::awaitable<std::size_t> LineReader::fill(std::size_t max, std::chrono::mill
   const std::size_t old = in_.size();
   in_.resize(old + max);
   error_code ec;
-  arm(timeout);
+  arm(deadline);
   std::size_t n = co_await stream_->read_some(asio::buffer(in_.data() + old, max), ec);
   const bool expired = disarm();
   in_.resize(old + (ec ? 0 : n));
   if (ec || n == 0) {
+    last_error_ = ec ? ec : asio::error::eof;
     why = expired ? ReadError::Timeout : ReadError::Eof;
     co_return 0;
   }
@@ -78,6 +79,16 @@ asio::awaitable<std::size_t> LineReader::fill(std::size_t max, std::chrono::mill
 
 asio::awaitable<std::optional<Line>> LineReader::read_line(std::size_t max, std::chrono::milliseconds timeout,
                                                            ReadError& why) {
+  co_return co_await read_line_within(max, Patience{timeout, std::nullopt}, why);
+}
+
+asio::awaitable<std::optional<Line>> LineReader::read_line(std::size_t max, Clock::time_point deadline,
+                                                           ReadError& why) {
+  co_return co_await read_line_within(max, Patience{std::chrono::milliseconds(0), deadline}, why);
+}
+
+asio::awaitable<std::optional<Line>> LineReader::read_line_within(std::size_t max, Patience patience,
+                                                                  ReadError& why) {
   std::size_t searched = pos_;  // bytes before it hold no LF
   for (;;) {
     const std::size_t nl = in_.find('\n', searched);
@@ -99,13 +110,13 @@ asio::awaitable<std::optional<Line>> LineReader::read_line(std::size_t max, std:
       co_return std::nullopt;
     }
     searched = in_.size() - pos_;  // fill() moves the unread bytes to the front
-    if (co_await fill(chunk_, timeout, why) == 0) co_return std::nullopt;
+    if (co_await fill(chunk_, patience.next_deadline(), why) == 0) co_return std::nullopt;
   }
 }
 
 asio::awaitable<std::string_view> LineReader::read_some(std::size_t max, std::chrono::milliseconds timeout,
                                                         ReadError& why) {
-  if (buffered() == 0 && co_await fill(max, timeout, why) == 0) co_return std::string_view();
+  if (buffered() == 0 && co_await fill(max, Clock::now() + timeout, why) == 0) co_return std::string_view();
   const std::size_t take = std::min(max, buffered());
   std::string_view out = std::string_view(in_).substr(pos_, take);
   pos_ += take;
@@ -114,9 +125,10 @@ asio::awaitable<std::string_view> LineReader::read_some(std::size_t max, std::ch
 
 asio::awaitable<bool> LineReader::write(std::string_view data, std::chrono::milliseconds timeout) {
   error_code ec;
-  arm(timeout);
+  arm(Clock::now() + timeout);
   co_await stream_->write(asio::buffer(data.data(), data.size()), ec);
   disarm();
+  if (ec) last_error_ = ec;
   co_return !ec;
 }
 

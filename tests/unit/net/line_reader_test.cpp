@@ -137,4 +137,66 @@ TEST(LineReader, DiscardedBytesAreNeverRead) {
   EXPECT_EQ(lines, (std::vector<std::string>{"STARTTLS", "EHLO after"}));
 }
 
+// A peer that sends one byte per `gap`, forever: each wait is short, the
+// line never ends.
+class DribbleStream final : public mailgate::net::ByteStream {
+ public:
+  DribbleStream(asio::any_io_executor ex, std::chrono::milliseconds gap) : ex_(ex), gap_(gap), timer_(ex) {}
+  asio::awaitable<std::size_t> read_some(asio::mutable_buffer into, boost::system::error_code& ec) override {
+    timer_.expires_after(gap_);
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return 0;
+    static_cast<char*>(into.data())[0] = 'x';
+    ++sent;
+    co_return 1;
+  }
+  asio::awaitable<void> write(asio::const_buffer, boost::system::error_code&) override { co_return; }
+  void cancel() override { timer_.cancel(); }
+  asio::any_io_executor executor() override { return ex_; }
+  std::size_t sent = 0;
+
+ private:
+  asio::any_io_executor ex_;
+  std::chrono::milliseconds gap_;
+  asio::steady_timer timer_;
+};
+
+TEST(LineReader, WithADeadlineTheWholeLineMustArriveByThen) {
+  ReadError per_wait = ReadError::None, whole_line = ReadError::None;
+  std::size_t sent_per_wait = 0, sent_whole_line = 0;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    DribbleStream s(ex, 5ms);
+    LineReader r(s, 1024);
+    // Bounding each wait: the dribble goes on until the line limit.
+    auto line = co_await r.read_line(40, 1s, per_wait);
+    EXPECT_FALSE(line);
+    sent_per_wait = s.sent;
+  });
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    DribbleStream s(ex, 5ms);
+    LineReader r(s, 1024);
+    auto line = co_await r.read_line(1'000'000, std::chrono::steady_clock::now() + 100ms, whole_line);
+    EXPECT_FALSE(line);
+    sent_whole_line = s.sent;
+  });
+  EXPECT_EQ(per_wait, ReadError::TooLong);
+  EXPECT_GT(sent_per_wait, 40u);
+  EXPECT_EQ(whole_line, ReadError::Timeout);  // not TooLong: the line limit was far away
+  EXPECT_LT(sent_whole_line, 1'000'000u);
+}
+
+TEST(LineReader, TheLastErrorSaysWhyAReadFailed) {
+  boost::system::error_code after_eof;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    MemoryStream s(ex, {"no end"}, false);
+    LineReader r(s, 1024);
+    ReadError why = ReadError::None;
+    auto line = co_await r.read_line(100, 1s, why);
+    EXPECT_FALSE(line);
+    EXPECT_EQ(why, ReadError::Eof);
+    after_eof = r.last_error();
+  });
+  EXPECT_EQ(after_eof, asio::error::eof);
+}
+
 }  // namespace

@@ -1,7 +1,12 @@
 // One IMAP client connection on Asio coroutines: TCP, implicit TLS or
 // STARTTLS, tagged commands, untagged data at any moment, and message
-// literals streamed to a sink instead of memory. Every wait is bounded.
-// Failures throw ImapError; the caller (the fetcher) reconnects.
+// literals streamed to a sink instead of memory. Every wait is bounded:
+// connecting and the TLS handshake by the stream's expiry, every read and
+// write by net::LineReader's deadline (responses: ResponseReader).
+// Failures throw ImapError; the caller (the fetcher) reconnects, and never
+// uses a connection again after a timeout.
+//
+// Threads: one coroutine on one executor; close() from the same executor.
 #pragma once
 
 #include <chrono>
@@ -14,6 +19,7 @@
 
 #include "mailgate/imap/response.hpp"
 #include "mailgate/net/asio.hpp"
+#include "mailgate/net/line_reader.hpp"
 
 namespace mailgate::imap {
 
@@ -26,7 +32,9 @@ enum class Security { Tls, StartTls, None };
 
 struct ConnectionLimits {
   std::chrono::seconds connect_timeout{30};
-  std::chrono::seconds command_timeout{120};  // between bytes of one response
+  // A response line must arrive whole within it; each wait for literal bytes
+  // and each write gets as long.
+  std::chrono::seconds command_timeout{120};
   std::size_t max_line = 8 * 1024 * 1024;     // one line of a response (SEARCH of a huge mailbox)
   std::size_t max_inline_literal = 1024 * 1024;
   std::uint64_t max_streamed_literal = 256ull * 1024 * 1024;
@@ -51,6 +59,8 @@ struct LiteralSink {
 };
 
 using SearchNumbers = std::function<void(std::uint64_t)>;
+
+class ResponseReader;
 
 struct Tagged {
   std::string status;  // OK NO BAD
@@ -96,23 +106,38 @@ class Connection {
   void close();
 
  private:
+  using TlsStream = net::ssl::stream<net::beast::tcp_stream&>;
+  net::asio::awaitable<void> connect(const std::string& host, std::uint16_t port);
+  net::asio::awaitable<void> read_greeting();
+  net::asio::awaitable<void> upgrade_to_tls(const std::string& host);
   net::asio::awaitable<void> write_all(std::string_view bytes);
-  // More bytes into buffer_. At the deadline: throws, or with quiet_expiry
-  // returns false (the socket is closed either way).
-  net::asio::awaitable<bool> fill(std::chrono::steady_clock::time_point deadline, bool quiet_expiry);
-  net::asio::awaitable<std::string> read_line(std::chrono::steady_clock::time_point deadline);
+  // Responses from the reader under the connection's limits.
+  ResponseReader responses();
   // `counted`: bytes that count against max_untagged_bytes (all but kept literals).
   net::asio::awaitable<Response> read_response(LiteralSink* sink, const SearchNumbers* search = nullptr,
                                                std::uint64_t* counted = nullptr);
+  // IDLE is a command too: its untagged data has the same bounds.
+  struct IdleBudget {
+    std::size_t responses = 0;
+    std::uint64_t bytes = 0;
+  };
+  void charge(IdleBudget& budget) const;
+  // Until the server's "+ idling"; true when news came on the way.
+  net::asio::awaitable<bool> idle_begin(const std::string& tag, IdleBudget& budget);
+  // True: news (EXISTS or RECENT); false: nothing by `until`.
+  net::asio::awaitable<bool> idle_wait(std::chrono::steady_clock::time_point until, IdleBudget& budget);
+  net::asio::awaitable<void> idle_done(const std::string& tag);
   net::asio::awaitable<void> start_tls(const std::string& host);
   std::string next_tag();
 
   net::asio::any_io_executor ex_;
   net::ssl::context& tls_context_;
   ConnectionLimits limits_;
-  net::tcp::socket socket_;
-  std::unique_ptr<net::ssl::stream<net::tcp::socket&>> tls_;
-  std::string buffer_;  // received, not yet consumed
+  net::beast::tcp_stream tcp_;
+  std::unique_ptr<TlsStream> tls_;
+  net::AsioByteStream<net::beast::tcp_stream> plain_bytes_{tcp_};
+  std::unique_ptr<net::AsioByteStream<TlsStream>> tls_bytes_;
+  net::LineReader reader_;  // after plain_bytes_: reads it until TLS starts
   std::set<std::string> caps_;
   bool preauth_ = false;
   unsigned tag_counter_ = 0;

@@ -7,16 +7,23 @@
 // that. A crash in between re-fetches the message, and the spool's seen-set
 // (Message-ID, or the bytes' SHA-256) recognises it. Candidates are UIDs
 // above the mark, never "unseen" messages: a person reading the mailbox in
-// another client first does not make mail disappear.
+// another client first does not make mail disappear. The mark is kept in a
+// MarkStore (the daemon's: the spool's tables).
+//
+// Threads: run(), stop() and on_accepted on the fetcher's executor (the
+// ingest thread); the spool's committer thread only through async_commit.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "mailgate/imap/connection.hpp"
+#include "mailgate/imap/mark_store.hpp"
 #include "mailgate/net/asio.hpp"
 #include "mailgate/spool/spool.hpp"
 
@@ -63,7 +70,9 @@ struct MailboxSettings {
 
 class Fetcher {
  public:
-  Fetcher(net::asio::any_io_executor ex, spool::Spool& spool, MailboxSettings settings);
+  // Messages go into `spool`; the mark into `marks`.
+  Fetcher(net::asio::any_io_executor ex, spool::Spool& spool, std::unique_ptr<MarkStore> marks,
+          MailboxSettings settings);
   ~Fetcher();
   // Runs until stop().
   net::asio::awaitable<void> run();
@@ -72,12 +81,33 @@ class Fetcher {
   std::function<void(const std::string&)> on_accepted;
 
  private:
+  struct Batch;    // what one UID FETCH batch learnt, UID by UID
+  struct Settled;  // the batch's UIDs the mark may pass
+  struct Claimed;  // a body ready for the spool
+  struct BodySink;  // streams BODY[] literals into spool files
   net::asio::awaitable<void> session();
+  net::asio::awaitable<void> log_in(Connection& c);
+  // SELECT, then the mark checked against the folder's UIDVALIDITY.
+  net::asio::awaitable<void> select_folder(Connection& c);
+  void restore_mark(std::uint64_t uidvalidity);
+  // IDLE (or poll, then NOOP) until there may be news; false: the IDLE
+  // reached its restart time (the session ends, run() reconnects).
+  net::asio::awaitable<bool> wait_for_news(Connection& c);
   net::asio::awaitable<void> import_new(Connection& c);
   // The lowest max_search_uids UIDs above the mark; `more`: there were others.
   net::asio::awaitable<std::vector<std::uint64_t>> search(Connection& c, bool& more);
   net::asio::awaitable<void> fetch_batch(Connection& c, const std::vector<std::uint64_t>& uids);
-  net::asio::awaitable<void> acknowledge(Connection& c, const std::string& uid_set);
+  // RFC822.SIZE of the batch: the oversized go to batch.oversized, the others to batch.to_fetch.
+  net::asio::awaitable<void> sort_by_size(Connection& c, const std::vector<std::uint64_t>& uids, Batch& batch);
+  // One UID FETCH of the bodies, each committed before the next response.
+  net::asio::awaitable<void> fetch_bodies(Connection& c, Batch& batch);
+  // The body a FETCH response carries, if it is one to import.
+  std::optional<Claimed> claim_body(const Response& r, BodySink& sink, Batch& batch);
+  // The longest settled run of `uids` from the lowest; logs and counts each import.
+  Settled settle(const std::vector<std::uint64_t>& uids, const Batch& batch);
+  // Acknowledges the imported, records (and maybe moves) the skipped, then moves the mark.
+  net::asio::awaitable<void> conclude(Connection& c, const Settled& settled, const Batch& batch);
+  net::asio::awaitable<void> set_aside(Connection& c, const std::vector<std::uint64_t>& skipped, const Batch& batch);  net::asio::awaitable<void> acknowledge(Connection& c, const std::string& uid_set);
   // UID MOVE (or COPY + delete) into `folder`, creating it when asked to.
   net::asio::awaitable<Tagged> move(Connection& c, const std::string& set, const std::string& folder);
   net::asio::awaitable<Tagged> expunge(Connection& c, const std::string& set);
@@ -90,6 +120,7 @@ class Fetcher {
 
   net::asio::any_io_executor ex_;
   spool::Spool& spool_;
+  std::unique_ptr<MarkStore> marks_;
   MailboxSettings s_;
   net::ssl::context tls_;
   std::string source_;

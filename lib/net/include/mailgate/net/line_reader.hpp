@@ -5,9 +5,10 @@
 // (SMTP's "421 timeout"). The reader sees the connection as a ByteStream, so
 // a session runs the same over TCP, TLS or an in-memory stream in a test.
 //
-// IMAP adopts it as SMTP did: wrap the connection's stream in AsioByteStream,
-// read response lines with read_line (its line limit) and each {n} literal
-// with read_some until n bytes have come; its own Deadline then goes away.
+// IMAP reads through it too (imap::ResponseReader): response lines with
+// read_line under an absolute deadline (a whole line must arrive by then, so a
+// server dribbling one byte at a time cannot hold a session), each {n}
+// literal with read_some until n bytes have come.
 //
 // Threads: a reader and its stream belong to one coroutine on one executor.
 #pragma once
@@ -75,6 +76,8 @@ struct Line {
 
 class LineReader {
  public:
+  using Clock = std::chrono::steady_clock;
+
   // `chunk`: how much one socket read may bring in (the buffer grows by it).
   LineReader(ByteStream& stream, std::size_t chunk);
   ~LineReader();
@@ -85,12 +88,18 @@ class LineReader {
   // `max`: the longest line without its ending; longer is TooLong and the
   // stream is no longer in sync. `timeout` bounds each wait for bytes.
   asio::awaitable<std::optional<Line>> read_line(std::size_t max, std::chrono::milliseconds timeout, ReadError& why);
+  // The same, with every wait ending at `deadline`: the whole line must have
+  // come by then.
+  asio::awaitable<std::optional<Line>> read_line(std::size_t max, Clock::time_point deadline, ReadError& why);
   // Up to `max` bytes of what follows: what is buffered, else one read of at
   // most `max` (so `max` also sizes the read). For counted data (BDAT, IMAP
   // literals) without copying it into a line.
   asio::awaitable<std::string_view> read_some(std::size_t max, std::chrono::milliseconds timeout, ReadError& why);
   // Writes all of `data` within `timeout`; false on error or timeout.
   asio::awaitable<bool> write(std::string_view data, std::chrono::milliseconds timeout);
+  // Why the last failed read or write failed (eof, reset, operation_aborted
+  // for a timeout): for the protocol's error message.
+  const boost::system::error_code& last_error() const { return last_error_; }
 
   // Bytes received and not yet consumed (pipelined commands).
   std::size_t buffered() const { return in_.size() - pos_; }
@@ -100,14 +109,23 @@ class LineReader {
   void switch_to(ByteStream& stream);
 
  private:
-  asio::awaitable<std::size_t> fill(std::size_t max, std::chrono::milliseconds timeout, ReadError& why);
-  void arm(std::chrono::milliseconds timeout);
+  // How long a read may wait: `each` per wait for bytes, or everything
+  // until `until` when set.
+  struct Patience {
+    std::chrono::milliseconds each{0};
+    std::optional<Clock::time_point> until;
+    Clock::time_point next_deadline() const { return until ? *until : Clock::now() + each; }
+  };
+  asio::awaitable<std::optional<Line>> read_line_within(std::size_t max, Patience patience, ReadError& why);
+  asio::awaitable<std::size_t> fill(std::size_t max, Clock::time_point deadline, ReadError& why);
+  void arm(Clock::time_point deadline);
   bool disarm();  // true: the deadline had passed
 
   ByteStream* stream_;
   std::size_t chunk_;
   std::string in_;
   std::size_t pos_ = 0;
+  boost::system::error_code last_error_;
   // What the timer's handler needs; shared because the handler may run
   // after the reader is gone.
   struct Watch {
