@@ -18,6 +18,7 @@
 #include "mailgate/log/log.hpp"
 #include "mailgate/messenger/messenger_client.hpp"
 #include "mailgate/pipeline/processor.hpp"
+#include "mailgate/pipeline/spool_ledger.hpp"
 #include "mailgate/routing/router.hpp"
 #include "mailgate/smtp/smtp_server.hpp"
 #include "mailgate/spool/spool.hpp"
@@ -219,7 +220,8 @@ int serve(const std::vector<std::string>& in) {
     log::error("serve.messenger_setup_failed", {{"error", e.what()}});
     return kExitConfig;
   }
-  pipeline::Processor processor(processing_io.get_executor(), *spool, client.get(), processor_settings(cfg, router));
+  auto ledger = pipeline::make_spool_ledger(*spool);
+  pipeline::Processor processor(processing_io.get_executor(), *ledger, client.get(), processor_settings(cfg, router));
   std::unique_ptr<smtp::SmtpServer> smtp_server;
   if (cfg.smtp) {
     smtp_server = std::make_unique<smtp::SmtpServer>(io.get_executor(), smtp_settings(*cfg.smtp), *spool,

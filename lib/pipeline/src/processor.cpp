@@ -1,10 +1,10 @@
 // Processor: the exactly-once discipline lives here. Before each remote call
-// we know from the spool what was already done; after it we record the
+// we know from the ledger what was already done; after it we record the
 // result before doing anything else.
 #include "mailgate/pipeline/processor.hpp"
 
 #include <ctime>
-#include <fstream>
+#include <functional>
 #include <map>
 
 #include "mailgate/log/log.hpp"
@@ -34,9 +34,9 @@ std::string resolve_placeholders(std::string message, const std::map<std::string
   return message;
 }
 
-Processor::Processor(net::asio::any_io_executor executor, spool::Spool& spool, messenger::MessengerClient* client,
+Processor::Processor(net::asio::any_io_executor executor, Ledger& ledger, messenger::MessengerClient* client,
                      ProcessorSettings settings)
-    : executor_(executor), spool_(spool), client_(client), settings_(std::move(settings)), wake_timer_(executor) {
+    : executor_(executor), ledger_(ledger), client_(client), settings_(std::move(settings)), wake_timer_(executor) {
   rebuild_thread_matcher();
 }
 
@@ -54,7 +54,7 @@ awaitable<void> Processor::run() {
     std::vector<spool::MessageRecord> due;
     if (free_slots > 0 && now_unix() >= paused_until_) {
       try {
-        due = spool_.due(now_unix(), free_slots + active_.size());
+        due = ledger_.due_messages(now_unix(), free_slots + active_.size());
       } catch (const std::exception& e) {
         // A busy or broken database must not stop the processor for good.
         log::error("pipeline.spool_error", {{"error", e.what()}});
@@ -85,7 +85,7 @@ awaitable<void> Processor::process(spool::MessageRecord record) {
     // Without this, co_spawn(detached) would drop the error silently.
     log::error("pipeline.spool_error", {{"spool_id", id}, {"error", e.what()}});
     try {
-      spool_.defer(id, now_unix() + kSpoolErrorRetry, std::string("spool error: ") + e.what());
+      ledger_.defer(id, now_unix() + kSpoolErrorRetry, std::string("spool error: ") + e.what());
     } catch (const std::exception&) {
       // Still queued; the next poll finds it.
     }
@@ -105,10 +105,10 @@ awaitable<void> Processor::process_steps(spool::MessageRecord record) {
 
   std::string raw;
   try {
-    raw = spool_.read_raw(id);
+    raw = ledger_.raw_mail(id);
   } catch (const std::exception& e) {
     log::error("pipeline.missing_file", {{"spool_id", id}, {"error", e.what()}});
-    spool_.fail(id, e.what());
+    ledger_.fail(id, e.what());
     co_return;
   }
   const ThreadHeaders thread_headers = read_thread_headers(raw);
@@ -122,7 +122,7 @@ awaitable<void> Processor::process_steps(spool::MessageRecord record) {
   if (!result.draft) {
     const bool over = result.failure == mail::DraftFailure::OverBudget;
     log::warn(over ? "pipeline.over_budget" : "pipeline.not_a_mail", {{"spool_id", id}, {"reason", result.error}});
-    spool_.fail(id, result.error);
+    ledger_.fail(id, result.error);
     co_return;
   }
   const mail::TicketDraft& draft = *result.draft;
@@ -142,7 +142,7 @@ std::optional<nlohmann::json> Processor::decide_and_record(const spool::MessageR
   if (record.decision.action == "ticket") return recorded_fields(record);
   routing::Decision d = decide(record, draft);
   const std::string action(routing::to_string(d.action));
-  spool_.record_decision(record.id, {action, d.route.value_or(""), d.reason, d.kind, draft.user.address, draft.title,
+  ledger_.record_decision(record.id, {action, d.route.value_or(""), d.reason, d.kind, draft.user.address, draft.title,
                                      d.ticket_fields.dump()});
   if (d.action == routing::Action::Ticket) return std::move(d.ticket_fields);
   log::info(d.action == routing::Action::Hold ? "pipeline.held" : "pipeline.ignored",
@@ -171,7 +171,7 @@ routing::Decision Processor::decide(const spool::MessageRecord& record, const ma
   const auto& flood = settings_.router->flood_policy();
   if (d.action != routing::Action::Ticket || record.person_decided || flood.max <= 0 || draft.user.address.empty())
     return d;
-  const int recent = spool_.count_ticket_decisions(draft.user.address, now_unix() - flood.per.count(), record.id);
+  const int recent = ledger_.count_ticket_decisions(draft.user.address, now_unix() - flood.per.count(), record.id);
   return settings_.router->flood(std::move(d), draft.user.address, recent);
 }
 
@@ -197,138 +197,150 @@ nlohmann::json Processor::recorded_fields(const spool::MessageRecord& record) co
 
 void Processor::write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft,
                               const ThreadHeaders& thread_headers, const nlohmann::json& ticket_fields) {
-  const std::string path = spool_.dry_run_path(record.id);
-  {
-    std::ofstream out(path + ".tmp");
-    // Only a ticket decision gets here (decide_and_record): say so, rather
-    // than read the draft's policy signals again — a released auto-reply
-    // is a ticket, not "ignore".
-    mail::PreviewDecision decision;
-    decision.ticket_fields = ticket_fields;
-    auto json = mail::preview_json(draft, decision);
-    if (thread_matcher_) mail::add_thread_preview(json, draft, dry_run_thread(draft, thread_headers));
-    out << mail::dump_json(json) << "\n";
-  }
-  std::rename((path + ".tmp").c_str(), path.c_str());
-  log::info("pipeline.dry_run", {{"spool_id", record.id}, {"file", path}, {"title", draft.title}});
-  spool_.finish(record.id, "dry-run: " + path);
+  // Only a ticket decision gets here (decide_and_record): say so, rather
+  // than read the draft's policy signals again — a released auto-reply
+  // is a ticket, not "ignore".
+  mail::PreviewDecision decision;
+  decision.ticket_fields = ticket_fields;
+  auto json = mail::preview_json(draft, decision);
+  if (thread_matcher_) mail::add_thread_preview(json, draft, dry_run_thread(draft, thread_headers));
+  const std::string where = ledger_.record_dry_run(record.id, mail::dump_json(json) + "\n");
+  log::info("pipeline.dry_run", {{"spool_id", record.id}, {"file", where}, {"title", draft.title}});
 }
 
 awaitable<void> Processor::post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft,
                                        const ThreadHeaders& thread_headers, nlohmann::json ticket_fields) {
-  const std::string& id = record.id;
-  messenger::CallContext ctx{id};
+  Posting posting;
+  if (!co_await ensure_user(record, draft, posting)) co_return;
+  if (!co_await ensure_media(record, draft, posting)) co_return;
+  // 3. A reply joins its ticket instead (threading.hpp); a message whose
+  // ticket POST was sent is past that choice.
+  ThreadStep step = new_ticket_step();
+  if (!record.ticket_post_started) {
+    step = co_await choose_thread(record, draft, thread_headers, posting.user);
+    if (step.kind == ThreadStep::Kind::Stop) co_return;
+    if (step.kind == ThreadStep::Kind::Reply) {
+      messenger::NewReply reply{resolve_placeholders(draft.reply_message, posting.att_by_ref), posting.user,
+                                posting.attachments};
+      co_await post_reply(record, draft, step, std::move(reply), posting.fresh_user);
+      co_return;
+    }
+  }
+  co_await post_ticket(record, draft, std::move(posting), std::move(step), std::move(ticket_fields));
+}
 
-  // 1. The user: recorded on the message, else the address cache, else the API.
+// 1. The user: recorded on the message, else the address cache, else the API.
+awaitable<bool> Processor::ensure_user(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                       Posting& posting) {
   std::string user = record.user_uuid;
-  if (user.empty()) user = spool_.cached_user(draft.user.address).value_or("");
-  const bool fresh_user = user.empty();
+  if (user.empty()) user = ledger_.cached_user(draft.user.address).value_or("");
+  posting.fresh_user = user.empty();
   if (user.empty()) {
     std::string name = draft.user.name, address = draft.user.address;
+    const messenger::CallContext ctx{record.id};
     auto r = co_await client_->create_user(std::move(name), std::move(address), ctx);
     if (!r) {
       handle_error(record, r.error(), "create_user");
-      co_return;
+      co_return false;
     }
     user = r.value();
-    spool_.cache_user(draft.user.address, user);
+    ledger_.cache_user(draft.user.address, user);
   }
-  if (record.user_uuid != user) spool_.set_user(id, user);
+  if (record.user_uuid != user) ledger_.record_user(record.id, user);
+  posting.user = std::move(user);
+  co_return true;
+}
 
-  // 2. Media: reuse what was uploaded less than media_max_age ago.
+// 2. Media: reuse what was uploaded less than media_max_age ago.
+awaitable<bool> Processor::ensure_media(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                        Posting& posting) {
+  const std::string& id = record.id;
+  const messenger::CallContext ctx{id};
   std::map<std::string, spool::MediaRecord> uploaded;
-  for (auto& m : spool_.media(id)) uploaded[m.ref] = m;
+  for (auto& m : ledger_.uploaded_media(id)) uploaded[m.ref] = m;
   std::map<std::string, std::string> uuid_by_ref;
-  std::vector<std::string> attachments;
-  bool all_media_fresh = true;
   for (const auto& m : draft.media) {
     auto it = uploaded.find(m.ref);
     if (it != uploaded.end() && now_unix() - it->second.uploaded_at < settings_.media_max_age.count()) {
       uuid_by_ref[m.ref] = it->second.uuid;
-      all_media_fresh = false;
+      posting.all_media_fresh = false;
     } else {
       if (it != uploaded.end()) log::info("pipeline.reupload_media", {{"spool_id", id}, {"ref", m.ref}});
       std::string name = m.name;
       auto r = co_await client_->upload_media(std::move(name), m.bytes, ctx);
       if (!r) {
         handle_error(record, r.error(), "upload_media " + m.name);
-        co_return;
+        co_return false;
       }
-      spool_.set_media(id, {m.ref, r.value(), now_unix()});
+      ledger_.record_media(id, {m.ref, r.value(), now_unix()});
       metrics::Registry::global().add("mailgate_media_uploaded_bytes_total", "Bytes of attachments uploaded to the API.",
                                       {}, static_cast<double>(m.bytes.size()));
       uuid_by_ref[m.ref] = r.value();
     }
-    attachments.push_back(uuid_by_ref[m.ref]);
+    posting.attachments.push_back(uuid_by_ref[m.ref]);
   }
+  // att:ID takes the id's text: 1234, or a-b without quotes.
+  for (const auto& [ref, media_id] : uuid_by_ref) posting.att_by_ref[ref] = messenger::id_text(media_id);
+  co_return true;
+}
 
-  std::map<std::string, std::string> att_by_ref;  // att:ID takes the id's text: 1234, or a-b without quotes
-  for (const auto& [ref, media_id] : uuid_by_ref) att_by_ref[ref] = messenger::id_text(media_id);
-
-  // 3. A reply joins its ticket instead (threading.hpp); a message whose
-  // ticket POST was sent is past that choice.
-  std::string ticket_note, why_new;
-  if (!record.ticket_post_started) {
-    const ThreadStep step = co_await choose_thread(record, draft, thread_headers, user);
-    if (step.kind == ThreadStep::Kind::Stop) co_return;
-    if (step.kind == ThreadStep::Kind::Reply) {
-      messenger::NewReply reply{resolve_placeholders(draft.reply_message, att_by_ref), user, attachments};
-      co_await post_reply(record, draft, step, std::move(reply), fresh_user);
-      co_return;
-    }
-    ticket_note = step.ticket_note;
-    why_new = step.why_new;
-  }
-
-  // 4. The ticket, exactly once (see the header).
-  if (record.ticket_post_started) {
-    auto found = co_await find_posted_ticket(record, draft.title, user);
-    if (!found) {
-      // Without an answer we cannot know: never post blind; try later.
-      handle_error(record, found.error(), "find_ticket");
-      co_return;
-    }
-    if (found.value()) {
-      const messenger::TicketRef& t = *found.value();
-      record_ticket(id, draft, user, t);  // no co_await between the lookup's answer and this commit
-      metrics::Registry::global().add("mailgate_tickets_created_total", kTicketsHelp, {});
-      log::warn("pipeline.ticket_adopted", {{"spool_id", id}, {"ticket", messenger::id_text(t.id)},
-                                            {"full_uuid", t.full_uuid},
-                                            {"note", "a POST before the restart had created it; not posted again"}});
-      co_return;
-    }
-    log::warn("pipeline.ticket_reposted",
-              {{"spool_id", id}, {"note", "a POST before the restart left no ticket (lookup found none); posting again"}});
-  }
-  messenger::NewTicket ticket{draft.title, ticket_note + resolve_placeholders(draft.message, att_by_ref), user,
-                              std::move(attachments), std::move(ticket_fields),
+// 4. The ticket, exactly once (see the header).
+awaitable<void> Processor::post_ticket(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                       Posting posting, ThreadStep step, nlohmann::json ticket_fields) {
+  const std::string& id = record.id;
+  if (record.ticket_post_started && co_await adopt_posted_ticket(record, draft, posting.user)) co_return;
+  messenger::NewTicket ticket{draft.title, step.ticket_note + resolve_placeholders(draft.message, posting.att_by_ref),
+                              posting.user, std::move(posting.attachments), std::move(ticket_fields),
                               settings_.external_id ? id : std::string()};
-  spool_.mark_ticket_post_started(id);
-  // A ticket another message recorded is never adopted for this one.
-  auto taken = [this, id](const std::string& ticket_id) {
-    auto owner = spool_.message_with_ticket(ticket_id);
-    return owner && *owner != id;
-  };
-  auto r = co_await client_->create_ticket(std::move(ticket), ctx, taken);
+  ledger_.mark_ticket_post_started(id);
+  const messenger::CallContext ctx{id};
+  auto taken = ticket_taken_by_another(id);
+  auto r = co_await client_->create_ticket(std::move(ticket), ctx, std::move(taken));
   if (!r) {
-    if (auto stale = stale_reference(r.error(), fresh_user, all_media_fresh)) {
-      // A user deleted by an admin, or media the API expired early: forget
-      // what we remembered and go again at once. Only references taken
-      // from memory are suspected, so this cannot loop.
-      log::warn("pipeline.stale_reference", {{"spool_id", id}, {"what", *stale}, {"api", r.error().message}});
-      if (*stale == "user") spool_.forget_user(draft.user.address);
-      spool_.forget_references(id, *stale == "user", *stale == "media");
-      spool_.defer(id, now_unix(), "create_ticket: " + r.error().message);
-      co_return;
-    }
-    handle_error(record, r.error(), "create_ticket");
+    if (!retry_without_stale_reference(record, draft, r.error(), posting.fresh_user, posting.all_media_fresh,
+                                       "create_ticket"))
+      handle_error(record, r.error(), "create_ticket");
     co_return;
   }
-  record_ticket(id, draft, user, r.value(), why_new);  // no co_await between the answer and this commit
+  record_ticket(id, draft, posting.user, r.value(), step.why_new);  // no co_await between the answer and this commit
   metrics::Registry::global().add("mailgate_tickets_created_total", kTicketsHelp, {});
   log::info("pipeline.ticket_created", {{"spool_id", id}, {"ticket", messenger::id_text(r.value().id)},
                                         {"full_uuid", r.value().full_uuid},
                                         {"media", std::to_string(draft.media.size())}});
+}
+
+// A message marked as posting its ticket: the ticket an earlier POST created
+// is adopted. True when the message needs nothing more now (adopted, or the
+// lookup failed and it is deferred); false: post again.
+awaitable<bool> Processor::adopt_posted_ticket(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                               const std::string& user) {
+  const std::string& id = record.id;
+  auto found = co_await find_posted_ticket(record, draft.title, user);
+  if (!found) {
+    // Without an answer we cannot know: never post blind; try later.
+    handle_error(record, found.error(), "find_ticket");
+    co_return true;
+  }
+  if (!found.value()) {
+    log::warn("pipeline.ticket_reposted",
+              {{"spool_id", id}, {"note", "a POST before the restart left no ticket (lookup found none); posting again"}});
+    co_return false;
+  }
+  const messenger::TicketRef& t = *found.value();
+  record_ticket(id, draft, user, t);  // no co_await between the lookup's answer and this commit
+  metrics::Registry::global().add("mailgate_tickets_created_total", kTicketsHelp, {});
+  log::warn("pipeline.ticket_adopted", {{"spool_id", id}, {"ticket", messenger::id_text(t.id)},
+                                        {"full_uuid", t.full_uuid},
+                                        {"note", "a POST before the restart had created it; not posted again"}});
+  co_return true;
+}
+
+// A ticket another message recorded is never adopted for this one.
+std::function<bool(const std::string&)> Processor::ticket_taken_by_another(const std::string& id) {
+  return [this, id](const std::string& ticket_id) {
+    auto owner = ledger_.message_with_ticket(ticket_id);
+    return owner && *owner != id;
+  };
 }
 
 awaitable<messenger::Result<std::optional<messenger::TicketRef>>> Processor::find_posted_ticket(
@@ -338,12 +350,23 @@ awaitable<messenger::Result<std::optional<messenger::TicketRef>>> Processor::fin
   messenger::TicketLookup query = lookup;
   auto found = co_await client_->find_tickets(std::move(query), ctx);
   if (!found) co_return found.error();
-  const std::string id = record.id;
-  auto taken = [this, id](const std::string& ticket_id) {
-    auto owner = spool_.message_with_ticket(ticket_id);
-    return owner && *owner != id;
-  };
-  co_return messenger::choose_ticket(found.value(), lookup, record.ticket_post_started_at, taken);
+  co_return messenger::choose_ticket(found.value(), lookup, record.ticket_post_started_at,
+                                     ticket_taken_by_another(record.id));
+}
+
+// A user deleted by an admin, or media the API expired early: forget what we
+// remembered and go again at once. Only references taken from memory are
+// suspected, so this cannot loop. False: the error is not about them.
+bool Processor::retry_without_stale_reference(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                              const messenger::ApiError& error, bool fresh_user, bool all_media_fresh,
+                                              std::string_view step) {
+  const auto stale = stale_reference(error, fresh_user, all_media_fresh);
+  if (!stale) return false;
+  log::warn("pipeline.stale_reference", {{"spool_id", record.id}, {"what", *stale}, {"api", error.message}});
+  if (*stale == "user") ledger_.forget_user(draft.user.address);
+  ledger_.forget_references(record.id, *stale == "user", *stale == "media");
+  ledger_.defer(record.id, now_unix(), std::string(step) + ": " + error.message);
+  return true;
 }
 
 // Which remembered reference a refused POST /tickets blames: "user",
@@ -367,7 +390,7 @@ std::optional<std::string> Processor::stale_reference(const messenger::ApiError&
 // release). The decision is recorded after `record` was read: read it again.
 std::int64_t Processor::give_up_clock(const spool::MessageRecord& record) {
   if (!record.person_decided) return record.received_at;
-  const auto now = spool_.get(record.id);
+  const auto now = ledger_.message(record.id);
   return std::max(record.received_at, now ? now->decided_at : record.decided_at);
 }
 
@@ -376,12 +399,12 @@ void Processor::handle_error(const spool::MessageRecord& record, const messenger
   const std::string what = std::string(step) + ": " + error.message;
   if (error.kind == messenger::ErrorKind::Permanent) {
     log::warn("pipeline.failed", {{"spool_id", record.id}, {"reason", what}});
-    spool_.fail(record.id, what);
+    ledger_.fail(record.id, what);
     return;
   }
   if (now_unix() - give_up_clock(record) > settings_.give_up_after.count()) {
     log::error("pipeline.gave_up", {{"spool_id", record.id}, {"reason", what}});
-    spool_.fail(record.id, "gave up after " + std::to_string(settings_.give_up_after.count() / 3600) + " h: " + what);
+    ledger_.fail(record.id, "gave up after " + std::to_string(settings_.give_up_after.count() / 3600) + " h: " + what);
     return;
   }
   if (error.kind == messenger::ErrorKind::Forbidden) {
@@ -402,7 +425,7 @@ void Processor::handle_error(const spool::MessageRecord& record, const messenger
     log::warn("pipeline.rate_limited", {{"spool_id", record.id}, {"seconds", std::to_string(error.retry_after->count())}});
   }
   log::info("pipeline.deferred", {{"spool_id", record.id}, {"reason", what}, {"retry_in_s", std::to_string(next - now_unix())}});
-  spool_.defer(record.id, next, what);
+  ledger_.defer(record.id, next, what);
 }
 
 void Processor::reconfigure(ProcessorSettings settings) {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "mailgate/pipeline/processor.hpp"
+#include "mailgate/pipeline/spool_ledger.hpp"
 
 namespace fs = std::filesystem;
 using namespace mailgate;
@@ -80,7 +81,8 @@ TEST(DraftRunner, AMailOverItsTimeBudgetGoesToFailedWithThatReason) {
   settings.dry_run = true;
   settings.draft.max_processing_time = std::chrono::milliseconds(1);
   net::asio::io_context io;
-  pipeline::Processor processor(io.get_executor(), *s.spool, nullptr, settings);
+  auto ledger = pipeline::make_spool_ledger(*s.spool);
+  pipeline::Processor processor(io.get_executor(), *ledger, nullptr, settings);
   net::asio::co_spawn(io, processor.process(*s.spool->get(slow)), net::asio::detached);
   io.run();
   auto rec = s.spool->get(slow);
@@ -95,7 +97,8 @@ TEST(DraftRunner, StoppingCancelsADraftAndLeavesTheMailQueued) {
   settings.dry_run = true;
   settings.draft.cancel = std::make_shared<std::atomic<bool>>(false);
   net::asio::io_context io;
-  pipeline::Processor processor(io.get_executor(), *s.spool, nullptr, settings);
+  auto ledger = pipeline::make_spool_ledger(*s.spool);
+  pipeline::Processor processor(io.get_executor(), *ledger, nullptr, settings);
   processor.stop();
   EXPECT_TRUE(settings.draft.cancel->load()) << "stop() must reach a draft in progress";
   net::asio::co_spawn(io, processor.process(*s.spool->get(id)), net::asio::detached);

@@ -1,10 +1,11 @@
 // The processor's own rules: placeholders become exactly the uploaded ids,
-// and a broken spool never loses a message or stops silently.
+// and a broken ledger (spool) never loses a message or stops silently.
 #include "mailgate/metrics/metrics.hpp"
+#include "mailgate/pipeline/memory_ledger.hpp"
 #include "mailgate/pipeline/processor.hpp"
+#include "mailgate/pipeline/spool_ledger.hpp"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <filesystem>
 #include <fstream>
@@ -21,33 +22,72 @@ TEST(Processor, PlaceholdersAreReplacedWholly) {
             R"(<img src="att:uuid-ten"/><img src="att:uuid-one"/>)");
 }
 
-TEST(Processor, ASpoolErrorKeepsTheMessageQueuedWithTheReason) {
-  const fs::path dir = fs::temp_directory_path() / ("mailgate-processor-test-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  auto spool = spool::Spool::open(dir.string(), {0, 0});
-  auto id = spool->accept("From: Jane <jane@example.com>\r\nSubject: hi\r\n\r\nbody\r\n", "smtp").id;
-  // Break the database under the processor: the user cache disappears.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir / "state.sqlite").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE users", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+// ---- a broken ledger (disk, database): MemoryLedger told to fail, no SQLite ----
+namespace {
 
+struct FaultRig {
+  pipeline::MemoryLedger ledger;
   net::asio::io_context io;
-  messenger::MessengerSettings unreachable;
-  unreachable.auth_url = "https://127.0.0.1:1/v1";  // never called: the error comes first
-  messenger::MessengerClient client(io.get_executor(), unreachable);
-  pipeline::Processor processor(io.get_executor(), *spool, &client, {});
+  messenger::MessengerClient client{io.get_executor(), [] {
+                                      messenger::MessengerSettings unreachable;
+                                      unreachable.auth_url = "https://127.0.0.1:1/v1";  // never called: the error comes first
+                                      return unreachable;
+                                    }()};
+  pipeline::Processor processor{io.get_executor(), ledger, &client, {}};
   std::exception_ptr escaped;
-  net::asio::co_spawn(io, processor.process(*spool->get(id)), [&](std::exception_ptr e) { escaped = e; });
-  io.run();
 
-  EXPECT_FALSE(escaped) << "the error escaped the processor";
-  auto rec = spool->get(id);
-  EXPECT_EQ(rec->state, spool::State::Queued);
-  EXPECT_NE(rec->last_error.find("spool error"), std::string::npos) << rec->last_error;
-  EXPECT_GT(rec->next_attempt_at, rec->received_at);
-  EXPECT_EQ(processor.in_flight(), 0u);
-  fs::remove_all(dir);
+  // One mail processed while the ledger fails `operations`; the record after.
+  spool::MessageRecord process_failing(std::initializer_list<const char*> operations) {
+    spool::MessageRecord added;
+    added.source = "smtp";
+    added.message_id = "hi@x";
+    const std::string id =
+        ledger.add("From: Jane <jane@example.com>\r\nSubject: hi\r\nMessage-ID: <hi@x>\r\n\r\nbody\r\n", added);
+    for (const char* operation : operations) ledger.fail_operation(operation);
+    net::asio::co_spawn(io, processor.process(*ledger.message(id)), [&](std::exception_ptr e) { escaped = e; });
+    io.run();
+    EXPECT_FALSE(escaped) << "the error escaped the processor";
+    EXPECT_EQ(processor.in_flight(), 0u);
+    return *ledger.message(id);
+  }
+};
+
+}  // namespace
+
+// Break the ledger under the processor: the user cache cannot be read.
+TEST(Processor, ASpoolErrorKeepsTheMessageQueuedWithTheReason) {
+  FaultRig rig;
+  auto rec = rig.process_failing({"cached_user"});
+  EXPECT_EQ(rec.state, spool::State::Queued);
+  EXPECT_NE(rec.last_error.find("spool error"), std::string::npos) << rec.last_error;
+  EXPECT_GT(rec.next_attempt_at, rec.received_at);
+}
+
+// Nothing is posted before the decision is recorded: when it cannot be,
+// the message waits, undecided.
+TEST(Processor, ADecisionThatCannotBeRecordedLeavesTheMessageUndecidedAndQueued) {
+  FaultRig rig;
+  auto rec = rig.process_failing({"record_decision"});
+  EXPECT_EQ(rec.state, spool::State::Queued);
+  EXPECT_EQ(rec.decision.action, "");
+  EXPECT_NE(rec.last_error.find("record_decision"), std::string::npos) << rec.last_error;
+}
+
+// Even when the error cannot be recorded either, the message stays queued:
+// the next poll finds it.
+TEST(Processor, ALedgerThatCannotRecordTheErrorStillLosesNothing) {
+  FaultRig rig;
+  auto rec = rig.process_failing({"cached_user", "defer"});
+  EXPECT_EQ(rec.state, spool::State::Queued);
+  EXPECT_EQ(rec.attempts, 0);
+}
+
+// Bytes that cannot be read are not retried for ever: the message fails with why.
+TEST(Processor, AMailWhoseBytesAreGoneFails) {
+  FaultRig rig;
+  auto rec = rig.process_failing({"raw_mail"});
+  EXPECT_EQ(rec.state, spool::State::Failed);
+  EXPECT_NE(rec.last_error.find("raw_mail"), std::string::npos) << rec.last_error;
 }
 
 // ---- exactly once across a crash (issue 10) ----
@@ -60,6 +100,7 @@ namespace {
 struct CrashRig {
   fs::path dir = fs::temp_directory_path() / ("mailgate-processor-crash-" + std::to_string(::getpid()));
   std::unique_ptr<spool::Spool> spool;
+  std::unique_ptr<pipeline::Ledger> ledger;
   mailgate::testing::FakeMessenger fake;
   net::asio::io_context io;
   std::unique_ptr<messenger::MessengerClient> client;
@@ -68,11 +109,12 @@ struct CrashRig {
   explicit CrashRig(bool external_id = false) {
     fs::remove_all(dir);
     spool = spool::Spool::open(dir.string(), {0, 0});
+    ledger = pipeline::make_spool_ledger(*spool);
     client = std::make_unique<messenger::MessengerClient>(io.get_executor(),
                                                           mailgate::pipeline::test::fake_client_settings(fake));
     pipeline::ProcessorSettings p;
     p.external_id = external_id;
-    processor = std::make_unique<pipeline::Processor>(io.get_executor(), *spool, client.get(), p);
+    processor = std::make_unique<pipeline::Processor>(io.get_executor(), *ledger, client.get(), p);
   }
   ~CrashRig() { fs::remove_all(dir); }
 
@@ -256,7 +298,7 @@ TEST(ProcessorDecision, ADryRunOfRetriedIgnoredMailShowsTheTicket) {
   CrashRig rig;
   pipeline::ProcessorSettings settings;
   settings.dry_run = true;
-  rig.processor = std::make_unique<pipeline::Processor>(rig.io.get_executor(), *rig.spool, nullptr, settings);
+  rig.processor = std::make_unique<pipeline::Processor>(rig.io.get_executor(), *rig.ledger, nullptr, settings);
   auto id = rig.spool->accept(kAutoReply, "smtp").id;
   rig.process(id);
   ASSERT_EQ(rig.spool->get(id)->state, spool::State::Ignored);
@@ -276,7 +318,7 @@ TEST(ProcessorDecision, OnlyAKeptNullSenderIsABounce) {
   CrashRig rig;
   pipeline::ProcessorSettings settings;
   settings.router = routing::Router::build(config::Config{});
-  rig.processor = std::make_unique<pipeline::Processor>(rig.io.get_executor(), *rig.spool, rig.client.get(), settings);
+  rig.processor = std::make_unique<pipeline::Processor>(rig.io.get_executor(), *rig.ledger, rig.client.get(), settings);
   spool::Incoming in = rig.spool->begin();
   in.write("From: Jane <jane@example.com>\r\nSubject: null sender\r\nMessage-ID: <null@x>\r\n\r\nbody\r\n");
   in.set_envelope(spool::Envelope{"", {"support@example.com"}});
@@ -296,7 +338,7 @@ TEST(ProcessorDecision, TheTicketIsPostedWithTheRoutersFields) {
   cfg.ticket_defaults = {{"queue", 5}, {"priority", "high"}};
   pipeline::ProcessorSettings p;
   p.router = routing::Router::build(cfg);
-  rig.processor = std::make_unique<pipeline::Processor>(rig.io.get_executor(), *rig.spool, rig.client.get(), p);
+  rig.processor = std::make_unique<pipeline::Processor>(rig.io.get_executor(), *rig.ledger, rig.client.get(), p);
   auto id = rig.accept("Routed", 1);
   rig.process(id);
   ASSERT_EQ(rig.fake.tickets().size(), 1u);

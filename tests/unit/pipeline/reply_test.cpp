@@ -3,6 +3,7 @@
 // gets a new one, closed tickets follow threading.closed, a reply is posted
 // exactly once across a crash, and a reply waits for its queued parent.
 #include "mailgate/pipeline/processor.hpp"
+#include "mailgate/pipeline/spool_ledger.hpp"
 
 #include <gtest/gtest.h>
 
@@ -21,6 +22,7 @@ struct ReplyRig {
   fs::path dir = fs::temp_directory_path() / ("mailgate-reply-test-" + std::to_string(::getpid()) + "-" +
                                               ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::unique_ptr<spool::Spool> spool;
+  std::unique_ptr<pipeline::Ledger> ledger;
   mailgate::testing::FakeMessenger fake;
   net::asio::io_context io;
   std::unique_ptr<messenger::MessengerClient> client;
@@ -29,11 +31,12 @@ struct ReplyRig {
   explicit ReplyRig(config::ThreadingConfig threading = {}) {
     fs::remove_all(dir);
     spool = spool::Spool::open(dir.string(), {0, 0});
+    ledger = pipeline::make_spool_ledger(*spool);
     client = std::make_unique<messenger::MessengerClient>(io.get_executor(),
                                                           mailgate::pipeline::test::fake_client_settings(fake));
     pipeline::ProcessorSettings p;
     p.threading = std::move(threading);
-    processor = std::make_unique<pipeline::Processor>(io.get_executor(), *spool, client.get(), p);
+    processor = std::make_unique<pipeline::Processor>(io.get_executor(), *ledger, client.get(), p);
   }
   ~ReplyRig() { fs::remove_all(dir); }
 
@@ -214,7 +217,8 @@ TEST(Replies, ADryRunWritesTheReplyItWouldPost) {
   net::asio::io_context io;
   pipeline::ProcessorSettings p;
   p.dry_run = true;
-  pipeline::Processor processor(io.get_executor(), *spool, nullptr, p);
+  auto ledger = pipeline::make_spool_ledger(*spool);
+  pipeline::Processor processor(io.get_executor(), *ledger, nullptr, p);
   net::asio::co_spawn(io, processor.process(*spool->get(id)), net::asio::detached);
   io.run();
   std::ifstream in(dir / "dry-run" / (id + ".json"));

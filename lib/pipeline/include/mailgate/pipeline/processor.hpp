@@ -4,7 +4,7 @@
 //
 // Exactly once. The ticket POST is the one step that cannot simply be
 // repeated: a crash after the API created the ticket and before
-// Spool::set_ticket committed its id, or an answer lost on the way, leaves
+// Ledger::record_ticket committed its id, or an answer lost on the way, leaves
 // mailgate not knowing whether the ticket exists. So the POST is marked
 // (ticket_post_started, with the time the first attempt began) before it is
 // sent, and a message found marked with no ticket id is never posted blind:
@@ -24,11 +24,14 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -37,9 +40,9 @@
 #include "mailgate/mail/ticket_draft.hpp"
 #include "mailgate/messenger/messenger_client.hpp"
 #include "mailgate/net/asio.hpp"
+#include "mailgate/pipeline/ledger.hpp"
 #include "mailgate/pipeline/threading.hpp"
 #include "mailgate/routing/router.hpp"
-#include "mailgate/spool/spool.hpp"
 
 namespace mailgate::pipeline {
 
@@ -63,8 +66,9 @@ struct ProcessorSettings {
 
 class Processor {
  public:
-  // `client` may be null in dry-run mode.
-  Processor(net::asio::any_io_executor executor, spool::Spool& spool, messenger::MessengerClient* client,
+  // `client` may be null in dry-run mode. `ledger` keeps each message's
+  // progress (ledger.hpp; SpoolLedger in the daemon) and outlives the processor.
+  Processor(net::asio::any_io_executor executor, Ledger& ledger, messenger::MessengerClient* client,
             ProcessorSettings settings);
 
   // Runs until stop(): picks due messages, at most `concurrency` at once.
@@ -89,25 +93,13 @@ class Processor {
  private:
   net::asio::awaitable<void> process_steps(spool::MessageRecord record);
   // The decision step (design.md "Order of decisions"): routes and policy,
-  // then flood, recorded in the spool before anything is posted. A message
+  // then flood, recorded in the ledger before anything is posted. A message
   // decided before a restart keeps its decision. Returns the fields to post
   // the ticket with, or nullopt when the message is now held or ignored.
   std::optional<nlohmann::json> decide_and_record(const spool::MessageRecord& record, const mail::TicketDraft& draft);
   routing::Decision decide(const spool::MessageRecord& record, const mail::TicketDraft& draft);
   routing::Decision decide_without_router(const mail::TicketDraft& draft, bool person_decided) const;
   nlohmann::json recorded_fields(const spool::MessageRecord& record) const;
-  net::asio::awaitable<void> post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft,
-                                         const ThreadHeaders& thread_headers, nlohmann::json ticket_fields);
-  void write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft,
-                     const ThreadHeaders& thread_headers, const nlohmann::json& ticket_fields);
-  std::int64_t give_up_clock(const spool::MessageRecord& record);
-  void handle_error(const spool::MessageRecord& record, const messenger::ApiError& error, std::string_view step);
-  static std::optional<std::string> stale_reference(const messenger::ApiError& error, bool fresh_user,
-                                                    bool all_media_fresh);
-  // A ticket an earlier POST of this message may have created: looked up and
-  // filtered as the header says. nullopt inside the result: nothing to adopt.
-  net::asio::awaitable<messenger::Result<std::optional<messenger::TicketRef>>> find_posted_ticket(
-      const spool::MessageRecord& record, const std::string& title, const std::string& user);
 
   // ---- threading (design.md "Threading"; the reply path) ----
   // Where a message goes after its user and media: a new ticket (with an
@@ -121,6 +113,43 @@ class Processor {
     std::string ticket_note;       // Ticket: HTML put before the message (a closed ticket's follow-up)
     std::string why_new;           // Ticket: why a matched thread was not joined, for the outcome
   };
+
+  // ---- posting ----
+  // What the user and media steps leave for the POST that follows.
+  struct Posting {
+    std::string user;                               // stored form
+    bool fresh_user = false;                        // created now, not taken from the message or the cache
+    std::vector<std::string> attachments;           // media ids, in the draft's order
+    std::map<std::string, std::string> att_by_ref;  // media-N → the id's text for att:ID
+    bool all_media_fresh = true;                    // no upload was reused
+  };
+  // The user, the media, then a reply or the ticket.
+  net::asio::awaitable<void> post_to_api(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                         const ThreadHeaders& thread_headers, nlohmann::json ticket_fields);
+  // Each step returns false when an API error was handled (deferred or failed).
+  net::asio::awaitable<bool> ensure_user(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                         Posting& posting);
+  net::asio::awaitable<bool> ensure_media(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                          Posting& posting);
+  net::asio::awaitable<void> post_ticket(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                         Posting posting, ThreadStep step, nlohmann::json ticket_fields);
+  net::asio::awaitable<bool> adopt_posted_ticket(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                                 const std::string& user);
+  std::function<bool(const std::string&)> ticket_taken_by_another(const std::string& id);
+  bool retry_without_stale_reference(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                     const messenger::ApiError& error, bool fresh_user, bool all_media_fresh,
+                                     std::string_view step);
+  void write_dry_run(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                     const ThreadHeaders& thread_headers, const nlohmann::json& ticket_fields);
+  std::int64_t give_up_clock(const spool::MessageRecord& record);
+  void handle_error(const spool::MessageRecord& record, const messenger::ApiError& error, std::string_view step);
+  static std::optional<std::string> stale_reference(const messenger::ApiError& error, bool fresh_user,
+                                                    bool all_media_fresh);
+  // A ticket an earlier POST of this message may have created: looked up and
+  // filtered as the header says. nullopt inside the result: nothing to adopt.
+  net::asio::awaitable<messenger::Result<std::optional<messenger::TicketRef>>> find_posted_ticket(
+      const spool::MessageRecord& record, const std::string& title, const std::string& user);
+
   // A message naming a still-queued earlier message waits for its outcome:
   // postponed (no attempt counted) and true.
   bool wait_for_thread_parent(const spool::MessageRecord& record, const ThreadHeaders& headers);
@@ -129,6 +158,13 @@ class Processor {
   // allow and closed for a matched ticket; GET /tickets/{id}, PUT to reopen.
   net::asio::awaitable<ThreadStep> check_thread(const spool::MessageRecord& record, const mail::TicketDraft& draft,
                                                 const std::string& user, ThreadMatch match);
+  std::optional<ThreadStep> refuse_join(const spool::MessageRecord& record, const mail::TicketDraft& draft,
+                                        const std::string& user, const spool::ThreadEntry& creator,
+                                        const std::string& ticket_text);
+  net::asio::awaitable<std::optional<ThreadStep>> on_closed_ticket(const spool::MessageRecord& record,
+                                                                   const ThreadMatch& match,
+                                                                   const messenger::FoundTicket& ticket,
+                                                                   const std::string& ticket_text);
   // POST /tickets/{id}/replies exactly once (marked before, looked up after a crash).
   // `fresh_user`: the user was just looked up or created, not taken from
   // memory (only a remembered user is suspected when the API refuses it).
@@ -148,7 +184,7 @@ class Processor {
 
 
   net::asio::any_io_executor executor_;
-  spool::Spool& spool_;
+  Ledger& ledger_;
   messenger::MessengerClient* client_;
   ProcessorSettings settings_;
   net::asio::steady_timer wake_timer_;
