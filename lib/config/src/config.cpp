@@ -728,7 +728,82 @@ void describe_threading(YAML::Emitter& e, const ThreadingConfig& t) {
   e << YAML::Key << "closed_statuses" << YAML::Value << YAML::Flow << t.closed_statuses;
   e << YAML::Key << "reopen_status" << YAML::Value << t.reopen_status;
   e << YAML::Key << "strip_quoted" << YAML::Value << t.strip_quoted;
-  e << YAML::Key << "remember" << YAML::Value << std::to_string(t.remember.count()) + "s";
+  e << YAML::Key << "remember" << YAML::Value << show_seconds(t.remember);
+  e << YAML::EndMap;
+}
+
+}  // namespace
+
+namespace {
+
+void describe_messenger(YAML::Emitter& e, const MessengerConfig& m) {
+  e << YAML::Key << "messenger" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "mode" << YAML::Value << show(m.mode);
+  e << YAML::Key << "api_key" << YAML::Value << show_key(m.api_key);
+  e << YAML::Key << "secret" << YAML::Value << show_secret(m.secret);
+  e << YAML::Key << "auth_url" << YAML::Value << m.auth_url;
+  if (!m.ca_file.empty()) e << YAML::Key << "ca_file" << YAML::Value << m.ca_file;
+  e << YAML::Key << "allow_plain_http" << YAML::Value << m.allow_plain_http;
+  e << YAML::Key << "max_in_flight" << YAML::Value << m.max_in_flight;
+  e << YAML::Key << "external_id" << YAML::Value << m.external_id;
+  e << YAML::EndMap;
+}
+
+void describe_smtp(YAML::Emitter& e, const SmtpConfig& s) {
+  e << YAML::Key << "smtp" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "listen" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const auto& l : s.listen) e << show_listen(l);
+  e << YAML::EndSeq;
+  e << YAML::Key << "protocol" << YAML::Value << show(s.protocol);
+  e << YAML::Key << "hostname" << YAML::Value << s.hostname;
+  e << YAML::Key << "max_message_size" << YAML::Value << show_size(s.max_message_size);
+  e << YAML::Key << "accept" << YAML::Value << YAML::Flow << s.accept;
+  e << YAML::Key << "starttls" << YAML::Value << (s.tls ? "on (" + s.tls->cert_file + ")" : std::string("off"));
+  e << YAML::Key << "timeout" << YAML::Value << show_seconds(s.timeout);
+  e << YAML::Key << "data_timeout" << YAML::Value << show_seconds(s.data_timeout);
+  e << YAML::Key << "max_connections" << YAML::Value << s.max_connections;
+  e << YAML::Key << "max_connections_per_ip" << YAML::Value << s.max_connections_per_ip;
+  e << YAML::EndMap;
+}
+
+void describe_mailbox(YAML::Emitter& e, const ImapMailboxConfig& m) {
+  e << YAML::BeginMap;
+  e << YAML::Key << "name" << YAML::Value << m.name;
+  e << YAML::Key << "server" << YAML::Value << m.host + ":" + std::to_string(m.port);
+  e << YAML::Key << "security" << YAML::Value << show(m.security);
+  e << YAML::Key << "username" << YAML::Value << m.username;
+  if (!m.ca_file.empty()) e << YAML::Key << "ca_file" << YAML::Value << m.ca_file;
+  e << YAML::Key << "auth" << YAML::Value << show(m.auth);
+  if (m.auth == ImapAuth::XOAuth2)
+    e << YAML::Key << "token" << YAML::Value
+      << (m.token_file.empty() ? "printed by token_command" : "from file " + m.token_file);
+  else
+    e << YAML::Key << "password" << YAML::Value << show_secret(m.password);
+  e << YAML::Key << "folder" << YAML::Value << m.folder;
+  e << YAML::Key << "after_import" << YAML::Value
+    << show(m.after_import) + (m.after_import == AfterImport::Move ? ":" + m.move_to : "");
+  e << YAML::Key << "idle" << YAML::Value << m.idle;
+  e << YAML::Key << "poll_interval" << YAML::Value << show_seconds(m.poll_interval);
+  e << YAML::Key << "max_message_size" << YAML::Value << show_size(m.max_message_size);
+  e << YAML::Key << "oversized" << YAML::Value << (m.oversized_folder.empty() ? "keep" : "move:" + m.oversized_folder);
+  e << YAML::Key << "progress_interval" << YAML::Value << show_seconds(m.progress_interval);
+  e << YAML::EndMap;
+}
+
+void describe_mail_and_queue(YAML::Emitter& e, const MailRules& m, const QueueConfig& q) {
+  e << YAML::Key << "mail" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "sender" << YAML::Value << show(m.sender);
+  e << YAML::Key << "max_attachment_size" << YAML::Value << show_size(m.max_attachment_size);
+  e << YAML::Key << "loop_id" << YAML::Value << m.loop_id;
+  e << YAML::Key << "max_media" << YAML::Value << m.max_media;
+  e << YAML::Key << "max_processing_time" << YAML::Value << show_seconds(m.max_processing_time);
+  e << YAML::EndMap;
+  e << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "max_size" << YAML::Value << (q.max_size ? show_size(q.max_size) : "unlimited");
+  e << YAML::Key << "min_free_space" << YAML::Value << show_size(q.min_free_space);
+  e << YAML::Key << "done_retention" << YAML::Value << show_seconds(q.done_retention);
+  e << YAML::Key << "concurrency" << YAML::Value << q.concurrency;
+  e << YAML::Key << "give_up_after" << YAML::Value << show_seconds(q.give_up_after);
   e << YAML::EndMap;
 }
 
@@ -738,76 +813,14 @@ std::string describe(const Config& c) {
   YAML::Emitter e;
   e << YAML::BeginMap;
   e << YAML::Key << "spool_dir" << YAML::Value << c.spool_dir;
-  e << YAML::Key << "messenger" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "mode" << YAML::Value << show(c.messenger.mode);
-  e << YAML::Key << "api_key" << YAML::Value << show_key(c.messenger.api_key);
-  e << YAML::Key << "secret" << YAML::Value << show_secret(c.messenger.secret);
-  e << YAML::Key << "auth_url" << YAML::Value << c.messenger.auth_url;
-  if (!c.messenger.ca_file.empty()) e << YAML::Key << "ca_file" << YAML::Value << c.messenger.ca_file;
-  e << YAML::Key << "allow_plain_http" << YAML::Value << c.messenger.allow_plain_http;
-  e << YAML::Key << "max_in_flight" << YAML::Value << c.messenger.max_in_flight;
-  e << YAML::Key << "external_id" << YAML::Value << c.messenger.external_id;
-  e << YAML::EndMap;
-  if (c.smtp) {
-    const SmtpConfig& s = *c.smtp;
-    e << YAML::Key << "smtp" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "listen" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-    for (const auto& l : s.listen) e << show_listen(l);
-    e << YAML::EndSeq;
-    e << YAML::Key << "protocol" << YAML::Value << show(s.protocol);
-    e << YAML::Key << "hostname" << YAML::Value << s.hostname;
-    e << YAML::Key << "max_message_size" << YAML::Value << show_size(s.max_message_size);
-    e << YAML::Key << "accept" << YAML::Value << YAML::Flow << s.accept;
-    e << YAML::Key << "starttls" << YAML::Value << (s.tls ? "on (" + s.tls->cert_file + ")" : std::string("off"));
-    e << YAML::Key << "timeout" << YAML::Value << std::to_string(s.timeout.count()) + "s";
-    e << YAML::Key << "data_timeout" << YAML::Value << std::to_string(s.data_timeout.count()) + "s";
-    e << YAML::Key << "max_connections" << YAML::Value << s.max_connections;
-    e << YAML::Key << "max_connections_per_ip" << YAML::Value << s.max_connections_per_ip;
-    e << YAML::EndMap;
-  }
+  describe_messenger(e, c.messenger);
+  if (c.smtp) describe_smtp(e, *c.smtp);
   if (!c.imap.empty()) {
     e << YAML::Key << "imap" << YAML::Value << YAML::BeginSeq;
-    for (const auto& m : c.imap) {
-      e << YAML::BeginMap;
-      e << YAML::Key << "name" << YAML::Value << m.name;
-      e << YAML::Key << "server" << YAML::Value << m.host + ":" + std::to_string(m.port);
-      e << YAML::Key << "security" << YAML::Value << show(m.security);
-      e << YAML::Key << "username" << YAML::Value << m.username;
-      if (!m.ca_file.empty()) e << YAML::Key << "ca_file" << YAML::Value << m.ca_file;
-      if (m.auth == ImapAuth::XOAuth2) {
-        e << YAML::Key << "auth" << YAML::Value << show(m.auth);
-        e << YAML::Key << "token" << YAML::Value
-          << (m.token_file.empty() ? "printed by token_command" : "from file " + m.token_file);
-      } else {
-        e << YAML::Key << "auth" << YAML::Value << show(m.auth);
-        e << YAML::Key << "password" << YAML::Value << show_secret(m.password);
-      }
-      e << YAML::Key << "folder" << YAML::Value << m.folder;
-      e << YAML::Key << "after_import" << YAML::Value
-        << show(m.after_import) + (m.after_import == AfterImport::Move ? ":" + m.move_to : "");
-      e << YAML::Key << "idle" << YAML::Value << m.idle;
-      e << YAML::Key << "poll_interval" << YAML::Value << std::to_string(m.poll_interval.count()) + "s";
-      e << YAML::Key << "max_message_size" << YAML::Value << show_size(m.max_message_size);
-      e << YAML::Key << "oversized" << YAML::Value << (m.oversized_folder.empty() ? "keep" : "move:" + m.oversized_folder);
-      e << YAML::Key << "progress_interval" << YAML::Value << std::to_string(m.progress_interval.count()) + "s";
-      e << YAML::EndMap;
-    }
+    for (const auto& m : c.imap) describe_mailbox(e, m);
     e << YAML::EndSeq;
   }
-  e << YAML::Key << "mail" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "sender" << YAML::Value << show(c.mail.sender);
-  e << YAML::Key << "max_attachment_size" << YAML::Value << show_size(c.mail.max_attachment_size);
-  e << YAML::Key << "loop_id" << YAML::Value << c.mail.loop_id;
-  e << YAML::Key << "max_media" << YAML::Value << c.mail.max_media;
-  e << YAML::Key << "max_processing_time" << YAML::Value << std::to_string(c.mail.max_processing_time.count()) + "s";
-  e << YAML::EndMap;
-  e << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "max_size" << YAML::Value << (c.queue.max_size ? show_size(c.queue.max_size) : "unlimited");
-  e << YAML::Key << "min_free_space" << YAML::Value << show_size(c.queue.min_free_space);
-  e << YAML::Key << "done_retention" << YAML::Value << std::to_string(c.queue.done_retention.count()) + "s";
-  e << YAML::Key << "concurrency" << YAML::Value << c.queue.concurrency;
-  e << YAML::Key << "give_up_after" << YAML::Value << std::to_string(c.queue.give_up_after.count()) + "s";
-  e << YAML::EndMap;
+  describe_mail_and_queue(e, c.mail, c.queue);
   describe_threading(e, c.threading);
   e << YAML::Key << "tickets" << YAML::Value << YAML::BeginMap << YAML::Key << "defaults" << YAML::Value
     << c.ticket_defaults.dump() << YAML::EndMap;
