@@ -16,6 +16,7 @@
 #include <string>
 
 #include "cli.hpp"
+#include "settings.hpp"
 #include "mailgate/imap/connection.hpp"
 #include "mailgate/imap/fetcher.hpp"
 #include "mailgate/log/log.hpp"

@@ -1,6 +1,7 @@
 // check-config and preview: offline commands, they contact nothing (but
 // check-config --connect, in check_connect.cpp).
 #include "cli.hpp"
+#include "settings.hpp"
 
 #include <algorithm>
 #include <fstream>
@@ -48,22 +49,6 @@ std::optional<config::Config> load_config_or_report(const std::string& file) {
   auto result = config::load_config_file(file);
   if (!result.config) print_errors(result.errors);
   return std::move(result.config);
-}
-
-mail::DraftOptions draft_options(const config::Config& c) {
-  mail::DraftOptions o;
-  o.sender = c.mail.sender == config::SenderField::ReplyTo ? mail::SenderPreference::ReplyTo
-                                                           : mail::SenderPreference::From;
-  o.max_media_bytes = c.mail.max_attachment_size;
-  o.loop_id = c.mail.loop_id;
-  o.trusted_lists = c.senders.trusted_lists;
-  o.authserv_id = c.senders.authserv_id;
-  o.max_media = static_cast<std::size_t>(c.mail.max_media);
-  o.max_processing_time = c.mail.max_processing_time;
-  o.strip_quoted = c.threading.strip_quoted;
-  // Processor::stop() sets it: a draft in progress gives up at shutdown.
-  o.cancel = std::make_shared<std::atomic<bool>>(false);
-  return o;
 }
 
 int check_config(const std::vector<std::string>& in) {
@@ -148,13 +133,12 @@ int preview(const std::vector<std::string>& in) {
     return kExitUsage;
   }
   config::Config cfg;  // without --config: the defaults (design.md)
-  mail::DraftOptions options;
   if (have_config) {
     auto loaded = load_config_or_report(config_file);
     if (!loaded) return kExitConfig;
     cfg = std::move(*loaded);
-    options = draft_options(cfg);
   }
+  const mail::DraftOptions options = draft_options(cfg);
   std::vector<std::string> route_errors;
   auto router = routing::Router::build(cfg, &route_errors);
   if (!router) {

@@ -5,9 +5,6 @@
 #include <vector>
 
 #include "mailgate/config/config.hpp"
-#include "mailgate/imap/fetcher.hpp"
-#include "mailgate/mail/ticket_draft.hpp"
-#include "mailgate/messenger/messenger_client.hpp"
 
 namespace mailgate::cli {
 
@@ -25,12 +22,9 @@ int serve(const std::vector<std::string>& args);
 int deliver(const std::vector<std::string>& args);
 int queue(const std::vector<std::string>& args);
 
-// Shared by the subcommands.
+// Shared by the subcommands. What each library is given is translated from
+// the config in one place: settings.hpp.
 bool take_option(std::vector<std::string>& args, const std::string& name, std::string& value);
-mail::DraftOptions draft_options(const config::Config& c);
-// What serve gives the Messenger client and each IMAP fetcher (serve.cpp).
-messenger::MessengerSettings messenger_settings(const config::Config& c);
-imap::MailboxSettings mailbox_settings(const config::ImapMailboxConfig& m);
 // check-config --connect (check_connect.cpp): every check, one line each;
 // kExitOk when all pass, else kExitUnavailable.
 int check_connect(const config::Config& c);

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli.hpp"
+#include "settings.hpp"
 #include "mailgate/config/config.hpp"
 #include "mailgate/log/log.hpp"
 #include "mailgate/mail/header_block.hpp"
@@ -16,7 +17,6 @@
 namespace mailgate::cli {
 namespace {
 
-constexpr std::uint64_t kDefaultMaxSize = 25ull << 20;
 
 // Every "--recipient ADDR" (Postfix passes one per delivery; several are allowed).
 std::vector<std::string> take_all(std::vector<std::string>& args, const std::string& name) {
@@ -42,7 +42,7 @@ int deliver(const std::vector<std::string>& in) {
   if (!cfg) return kExitConfig;
   std::unique_ptr<spool::Spool> spool;
   try {
-    spool = spool::Spool::open(cfg->spool_dir, {cfg->queue.max_size, cfg->queue.min_free_space});
+    spool = spool::Spool::open(cfg->spool_dir, spool_limits(*cfg));
   } catch (const std::exception& e) {
     std::cerr << "mailgate deliver: spool unusable: " << e.what() << "\n";
     return kExitTempFail;
@@ -54,7 +54,7 @@ int deliver(const std::vector<std::string>& in) {
   // Stream stdin to the spool file; keep the head to check it is a mail.
   spool::Incoming msg = spool->begin();
   std::string head;
-  const std::uint64_t max_size = cfg->smtp ? cfg->smtp->max_message_size : kDefaultMaxSize;
+  const std::uint64_t max_size = deliver_max_size(*cfg);
   char buf[64 * 1024];
   for (;;) {
     ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "settings.hpp"
 #include "mailgate/config/config.hpp"
 #include "mailgate/log/log.hpp"
 #include "mailgate/spool/spool.hpp"
@@ -203,7 +204,7 @@ int queue(const std::vector<std::string>& in) {
   if (!cfg) return kExitConfig;
   std::unique_ptr<spool::Spool> spool;
   try {
-    spool = spool::Spool::open(cfg->spool_dir);
+    spool = spool::Spool::open(cfg->spool_dir, spool_limits(*cfg));
   } catch (const std::exception& e) {
     std::cerr << "mailgate queue: " << e.what() << "\n";
     return 1;

@@ -63,8 +63,19 @@ class Reader {
     return true;
   }
 
-  // The key's value node, with its key mark remembered for later errors.
-  YAML::Node get(const YAML::Node& map, const char* key) { return map[key]; }
+  // A key whose value is a word of Words<Enum> (choices.hpp); `what` names
+  // the key in the error: "imap security must be tls, starttls or none".
+  template <Choice Enum>
+  void choice(const YAML::Node& map, const char* key, Enum& out, const std::string& what) {
+    YAML::Node n = map[key];
+    if (!n) return;
+    const auto value = n.IsScalar() ? from_string<Enum>(n.Scalar()) : std::nullopt;
+    if (!value) {
+      error(n, what + " must be " + word_list<Enum>() + (n.IsScalar() ? ", not '" + n.Scalar() + "'" : ""));
+      return;
+    }
+    out = *value;
+  }
 
   bool string(const YAML::Node& map, const char* key, std::string& out, bool required, const std::string& where) {
     YAML::Node n = map[key];
@@ -239,11 +250,7 @@ void read_messenger(Reader& r, const YAML::Node& n, MessengerConfig& m) {
                         {"api_key", "secret_file", "secret_env", "auth_url", "ca_file", "allow_plain_http", "mode",
                          "max_in_flight", "external_id"}))
     return;
-  std::string mode = "live";
-  r.string(n, "mode", mode, false, "messenger");
-  if (mode == "live") m.mode = MessengerMode::Live;
-  else if (mode == "dry-run") m.mode = MessengerMode::DryRun;
-  else r.error(n["mode"], "messenger.mode must be 'live' or 'dry-run', not '" + mode + "'");
+  r.choice(n, "mode", m.mode, "messenger.mode");
 
   const bool live = m.mode == MessengerMode::Live;
   r.string(n, "api_key", m.api_key, live, "messenger");
@@ -266,9 +273,11 @@ void read_messenger(Reader& r, const YAML::Node& n, MessengerConfig& m) {
 
 void read_smtp(Reader& r, const YAML::Node& n, SmtpConfig& s) {
   if (!r.expect_mapping(n, "smtp", {"listen", "protocol", "hostname", "max_message_size", "accept", "tls", "timeout",
-                                    "max_connections", "max_connections_per_ip"}))
+                                    "data_timeout", "max_connections", "max_connections_per_ip"}))
     return;
   r.duration(n, "timeout", s.timeout);
+  s.data_timeout = s.timeout * SmtpConfig::kDataTimeoutFactor;
+  r.duration(n, "data_timeout", s.data_timeout);
   r.integer(n, "max_connections", s.max_connections, 1, 100000);
   r.integer(n, "max_connections_per_ip", s.max_connections_per_ip, 1, 100000);
   if (!n["listen"]) r.error(n, "missing required key 'listen' in smtp");
@@ -281,10 +290,7 @@ void read_smtp(Reader& r, const YAML::Node& n, SmtpConfig& s) {
   } else if (listen) {
     r.error(listen, "smtp.listen must be a list of HOST:PORT");
   }
-  std::string protocol = "smtp";
-  r.string(n, "protocol", protocol, false, "smtp");
-  if (protocol == "lmtp") s.protocol = SmtpProtocol::Lmtp;
-  else if (protocol != "smtp") r.error(n["protocol"], "smtp.protocol must be 'smtp' or 'lmtp'");
+  r.choice(n, "protocol", s.protocol, "smtp.protocol");
   r.string(n, "hostname", s.hostname, false, "smtp");
   r.size(n, "max_message_size", s.max_message_size);
   for (auto& a : r.string_list(n, "accept")) {
@@ -312,6 +318,20 @@ void read_smtp(Reader& r, const YAML::Node& n, SmtpConfig& s) {
   }
 }
 
+// "seen", "delete" or "move:FOLDER": the only choice that carries a value.
+void read_after_import(Reader& r, const YAML::Node& b, ImapMailboxConfig& m) {
+  std::string after(to_string(m.after_import));
+  r.string(b, "after_import", after, false, "imap mailbox");
+  constexpr std::string_view kMove = "move:";
+  const auto value = after.starts_with(kMove) ? std::optional(AfterImport::Move) : from_string<AfterImport>(after);
+  if (!value || (*value == AfterImport::Move && after.size() <= kMove.size())) {
+    r.error(b["after_import"], "after_import must be seen, delete or move:FOLDER");
+    return;
+  }
+  m.after_import = *value;
+  if (*value == AfterImport::Move) m.move_to = after.substr(kMove.size());
+}
+
 void read_imap(Reader& r, const YAML::Node& n, std::vector<ImapMailboxConfig>& boxes) {
   if (!n.IsSequence()) {
     r.error(n, "imap must be a list of mailboxes");
@@ -328,25 +348,14 @@ void read_imap(Reader& r, const YAML::Node& n, std::vector<ImapMailboxConfig>& b
     r.string(b, "name", m.name, true, "imap mailbox");
     if (!m.name.empty() && !names.insert(m.name).second) r.error(b["name"], "duplicate imap mailbox name '" + m.name + "'");
     r.string(b, "host", m.host, true, "imap mailbox");
-    std::string security = "tls";
-    r.string(b, "security", security, false, "imap mailbox");
-    if (security == "tls") m.security = ImapSecurity::Tls;
-    else if (security == "starttls") m.security = ImapSecurity::StartTls;
-    else if (security == "none") m.security = ImapSecurity::None;
-    else r.error(b["security"], "imap security must be tls, starttls or none");
-    int port = m.security == ImapSecurity::Tls ? 993 : 143;
+    r.choice(b, "security", m.security, "imap security");
+    int port = m.security == ImapSecurity::Tls ? ImapMailboxConfig::kTlsPort : ImapMailboxConfig::kPlainPort;
     r.integer(b, "port", port, 1, 65535);
     m.port = static_cast<std::uint16_t>(port);
     r.string(b, "username", m.username, true, "imap mailbox");
     r.string(b, "ca_file", m.ca_file, false, "imap mailbox");
     if (!m.ca_file.empty() && !std::ifstream(m.ca_file)) r.error(b["ca_file"], "cannot read ca_file '" + m.ca_file + "'");
-    std::string auth = "auto";
-    r.string(b, "auth", auth, false, "imap mailbox");
-    if (auth == "auto") m.auth = ImapAuth::Auto;
-    else if (auth == "login") m.auth = ImapAuth::Login;
-    else if (auth == "plain") m.auth = ImapAuth::Plain;
-    else if (auth == "xoauth2") m.auth = ImapAuth::XOAuth2;
-    else r.error(b["auth"], "imap auth must be auto, login, plain or xoauth2");
+    r.choice(b, "auth", m.auth, "imap auth");
     if (m.auth == ImapAuth::XOAuth2) {
       r.string(b, "token_file", m.token_file, false, "imap mailbox");
       r.string(b, "token_command", m.token_command, false, "imap mailbox");
@@ -358,18 +367,11 @@ void read_imap(Reader& r, const YAML::Node& n, std::vector<ImapMailboxConfig>& b
       if (!b["password_file"] && !b["password_env"]) r.error(b, "missing 'password_file' or 'password_env' in imap mailbox");
     }
     r.string(b, "folder", m.folder, false, "imap mailbox");
-    std::string after = "seen";
-    r.string(b, "after_import", after, false, "imap mailbox");
-    if (after == "seen") m.after_import = AfterImport::Seen;
-    else if (after == "delete") m.after_import = AfterImport::Delete;
-    else if (after.rfind("move:", 0) == 0 && after.size() > 5) {
-      m.after_import = AfterImport::Move;
-      m.move_to = after.substr(5);
-    } else r.error(b["after_import"], "after_import must be seen, delete or move:FOLDER");
+    read_after_import(r, b, m);
     r.boolean(b, "idle", m.idle);
     r.duration(b, "poll_interval", m.poll_interval);
     r.size(b, "max_message_size", m.max_message_size);
-    if (m.max_message_size == 0 || m.max_message_size > 256ull * 1024 * 1024)
+    if (m.max_message_size == 0 || m.max_message_size > ImapMailboxConfig::kMaxMessageSizeLimit)
       r.error(b["max_message_size"], "imap max_message_size must be between 1 byte and 256MB");
     std::string oversized = "keep";
     r.string(b, "oversized", oversized, false, "imap mailbox");
@@ -383,13 +385,9 @@ void read_imap(Reader& r, const YAML::Node& n, std::vector<ImapMailboxConfig>& b
 void read_mail(Reader& r, const YAML::Node& n, MailRules& m) {
   if (!r.expect_mapping(n, "mail", {"sender", "max_attachment_size", "loop_id", "max_media", "max_processing_time"}))
     return;
-  std::string sender = "from";
-  r.string(n, "sender", sender, false, "mail");
-  if (sender == "from") m.sender = SenderField::From;
-  else if (sender == "reply-to") m.sender = SenderField::ReplyTo;
-  else r.error(n["sender"], "mail.sender must be 'from' or 'reply-to'");
+  r.choice(n, "sender", m.sender, "mail.sender");
   r.size(n, "max_attachment_size", m.max_attachment_size);
-  if (m.max_attachment_size > 7ull * 1024 * 1024)
+  if (m.max_attachment_size > MailRules::kMaxAttachmentSizeLimit)
     r.error(n["max_attachment_size"], "mail.max_attachment_size cannot exceed 7MB (the API's 10 MB request limit after base64)");
   r.string(n, "loop_id", m.loop_id, false, "mail");
   r.integer(n, "max_media", m.max_media, 1, 10000);
@@ -415,17 +413,6 @@ constexpr const char* kReservedTicketFields[] = {"title", "message", "creator", 
 Position position_of(const YAML::Node& n) {
   YAML::Mark m = n.Mark();
   return {m.line < 0 ? 0 : m.line + 1, m.column < 0 ? 0 : m.column + 1};
-}
-
-std::optional<MailAction> mail_action(Reader& r, const YAML::Node& map, const char* key, const std::string& where) {
-  YAML::Node n = map[key];
-  if (!n) return std::nullopt;
-  std::string v = n.IsScalar() ? n.Scalar() : "";
-  if (v == "ticket") return MailAction::Ticket;
-  if (v == "ignore") return MailAction::Ignore;
-  if (v == "hold") return MailAction::Hold;
-  r.error(n, where + "." + key + " must be ticket, ignore or hold");
-  return std::nullopt;
 }
 
 // "user@domain" or "@domain", lower-case, as in smtp.accept.
@@ -490,7 +477,7 @@ void read_routes(Reader& r, const YAML::Node& n, std::vector<Route>& routes, con
     if (!route.name.empty() && !names.insert(route.name).second) r.error(item["name"], "duplicate route name '" + route.name + "'");
     const std::string where = "route '" + route.name + "'";
     if (YAML::Node m = item["match"]) read_route_match(r, m, route.match, where + " match", imap);
-    route.action = mail_action(r, item, "action", where).value_or(MailAction::Ticket);
+    r.choice(item, "action", route.action, where + ".action");
     if (YAML::Node t = item["ticket"]) {
       if (!t.IsMap()) r.error(t, where + ".ticket must be a mapping of ticket fields");
       else route.ticket = yaml_to_json(t);
@@ -512,27 +499,24 @@ void read_senders(Reader& r, const YAML::Node& n, SendersConfig& s) {
   }
   r.string(n, "authserv_id", s.authserv_id, false, "senders");
   s.authserv_id = ascii_lower(trim(s.authserv_id));
-  std::string unauthenticated = "accept";
-  r.string(n, "unauthenticated", unauthenticated, false, "senders");
-  if (unauthenticated == "hold") s.unauthenticated = Unauthenticated::Hold;
-  else if (unauthenticated != "accept") r.error(n["unauthenticated"], "senders.unauthenticated must be accept or hold");
+  r.choice(n, "unauthenticated", s.unauthenticated, "senders.unauthenticated");
   if (s.unauthenticated == Unauthenticated::Hold && s.authserv_id.empty())
     r.error(n["unauthenticated"], "senders.unauthenticated: hold needs senders.authserv_id (without it no Authentication-Results header is trusted)");
 }
 
 void read_policy(Reader& r, const YAML::Node& n, PolicyConfig& p) {
   if (!r.expect_mapping(n, "policy", {"auto_reply", "bounce", "bulk", "own_address", "flood", "ignored_retention"})) return;
-  p.auto_reply = mail_action(r, n, "auto_reply", "policy").value_or(p.auto_reply);
-  p.bounce = mail_action(r, n, "bounce", "policy").value_or(p.bounce);
-  p.bulk = mail_action(r, n, "bulk", "policy").value_or(p.bulk);
-  p.own_address = mail_action(r, n, "own_address", "policy").value_or(p.own_address);
+  r.choice(n, "auto_reply", p.auto_reply, "policy.auto_reply");
+  r.choice(n, "bounce", p.bounce, "policy.bounce");
+  r.choice(n, "bulk", p.bulk, "policy.bulk");
+  r.choice(n, "own_address", p.own_address, "policy.own_address");
   r.duration(n, "ignored_retention", p.ignored_retention);
   YAML::Node f = n["flood"];
   if (!f || !r.expect_mapping(f, "policy.flood", {"max", "per", "action"})) return;
   r.integer(f, "max", p.flood.max, 0, 1000000);
   r.duration(f, "per", p.flood.per);
   if (p.flood.per.count() < 1) r.error(f["per"], "policy.flood.per must be at least 1s");
-  p.flood.action = mail_action(r, f, "action", "policy.flood").value_or(p.flood.action);
+  r.choice(f, "action", p.flood.action, "policy.flood.action");
 }
 
 // design.md "Threading". Subject patterns are compiled here once to refuse
@@ -552,17 +536,8 @@ void read_threading(Reader& r, const YAML::Node& n, ThreadingConfig& t) {
       r.error(n["subject_patterns"], "threading.subject_patterns: '" + pattern +
                                          "' has no capture group (the first one is the ticket id)");
   }
-  std::string allow = "creator";
-  r.string(n, "allow", allow, false, "threading");
-  if (allow == "creator") t.allow = ThreadAllow::Creator;
-  else if (allow == "any") t.allow = ThreadAllow::Any;
-  else r.error(n["allow"], "threading.allow must be creator or any");
-  std::string closed = "reopen";
-  r.string(n, "closed", closed, false, "threading");
-  if (closed == "reopen") t.closed = ClosedTicket::Reopen;
-  else if (closed == "new_ticket") t.closed = ClosedTicket::NewTicket;
-  else if (closed == "reply") t.closed = ClosedTicket::Reply;
-  else r.error(n["closed"], "threading.closed must be reopen, new_ticket or reply");
+  r.choice(n, "allow", t.allow, "threading.allow");
+  r.choice(n, "closed", t.closed, "threading.closed");
   if (n["closed_statuses"]) t.closed_statuses = r.string_list(n, "closed_statuses");
   r.string(n, "reopen_status", t.reopen_status, false, "threading");
   if (t.reopen_status.empty()) r.error(n["reopen_status"], "threading.reopen_status must not be empty");
@@ -607,11 +582,7 @@ Config read_document(Reader& r, const YAML::Node& root, const std::string& file)
   }
   if (YAML::Node l = root["log"]) {
     if (r.expect_mapping(l, "log", {"format"})) {
-      std::string format = "text";
-      r.string(l, "format", format, false, "log");
-      if (format == "text") c.log.format = LogFormat::Text;
-      else if (format == "json") c.log.format = LogFormat::Json;
-      else r.error(l["format"], "log.format must be text or json");
+      r.choice(l, "format", c.log.format, "log.format");
     }
   }
   if (YAML::Node n = root["routes"]; n && !n.IsNull()) read_routes(r, n, c.routes, c.imap);
@@ -687,6 +658,11 @@ LoadResult load_config_file(const std::string& path) {
 
 namespace {
 
+// A choice as the file spells it (the emitter takes std::string).
+template <Choice Enum>
+std::string show(Enum value) {
+  return std::string(to_string(value));
+}
 std::string show_secret(const Secret& s) { return s.is_set() ? "(secret from " + s.source + ")" : "(none)"; }
 std::string show_key(const std::string& key) {
   if (key.size() <= 4) return key.empty() ? "(none)" : "****";
@@ -694,9 +670,6 @@ std::string show_key(const std::string& key) {
 }
 std::string show_listen(const ListenAddress& a) {
   return (a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
-}
-std::string show_action(MailAction a) {
-  return a == MailAction::Ticket ? "ticket" : a == MailAction::Ignore ? "ignore" : "hold";
 }
 std::string show_seconds(std::chrono::seconds s) { return std::to_string(s.count()) + "s"; }
 
@@ -717,7 +690,7 @@ void describe_routing(YAML::Emitter& e, const Config& c) {
     }
     if (!m.source.empty()) e << YAML::Key << "source" << YAML::Value << YAML::Flow << m.source;
     e << YAML::EndMap;
-    e << YAML::Key << "action" << YAML::Value << show_action(route.action);
+    e << YAML::Key << "action" << YAML::Value << show(route.action);
     e << YAML::Key << "ticket" << YAML::Value << route.ticket.dump() << YAML::EndMap;
   }
   e << YAML::EndSeq;
@@ -725,17 +698,17 @@ void describe_routing(YAML::Emitter& e, const Config& c) {
   e << YAML::Key << "senders" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "trusted_lists" << YAML::Value << YAML::Flow << s.trusted_lists;
   e << YAML::Key << "authserv_id" << YAML::Value << (s.authserv_id.empty() ? "(none: no Authentication-Results trusted)" : s.authserv_id);
-  e << YAML::Key << "unauthenticated" << YAML::Value << (s.unauthenticated == Unauthenticated::Hold ? "hold" : "accept");
+  e << YAML::Key << "unauthenticated" << YAML::Value << show(s.unauthenticated);
   e << YAML::EndMap;
   const PolicyConfig& p = c.policy;
   e << YAML::Key << "policy" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "auto_reply" << YAML::Value << show_action(p.auto_reply);
-  e << YAML::Key << "bounce" << YAML::Value << show_action(p.bounce);
-  e << YAML::Key << "bulk" << YAML::Value << show_action(p.bulk);
-  e << YAML::Key << "own_address" << YAML::Value << show_action(p.own_address);
+  e << YAML::Key << "auto_reply" << YAML::Value << show(p.auto_reply);
+  e << YAML::Key << "bounce" << YAML::Value << show(p.bounce);
+  e << YAML::Key << "bulk" << YAML::Value << show(p.bulk);
+  e << YAML::Key << "own_address" << YAML::Value << show(p.own_address);
   e << YAML::Key << "flood" << YAML::Value << YAML::Flow << YAML::BeginMap;
   e << YAML::Key << "max" << YAML::Value << p.flood.max << YAML::Key << "per" << YAML::Value << show_seconds(p.flood.per);
-  e << YAML::Key << "action" << YAML::Value << show_action(p.flood.action) << YAML::EndMap;
+  e << YAML::Key << "action" << YAML::Value << show(p.flood.action) << YAML::EndMap;
   e << YAML::Key << "ignored_retention" << YAML::Value << show_seconds(p.ignored_retention);
   e << YAML::EndMap;
 }
@@ -750,13 +723,87 @@ void describe_threading(YAML::Emitter& e, const ThreadingConfig& t) {
   e << YAML::Key << "threading" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "enabled" << YAML::Value << t.enabled;
   e << YAML::Key << "subject_patterns" << YAML::Value << YAML::Flow << t.subject_patterns;
-  e << YAML::Key << "allow" << YAML::Value << (t.allow == ThreadAllow::Creator ? "creator" : "any");
-  e << YAML::Key << "closed" << YAML::Value
-    << (t.closed == ClosedTicket::Reopen ? "reopen" : t.closed == ClosedTicket::NewTicket ? "new_ticket" : "reply");
+  e << YAML::Key << "allow" << YAML::Value << show(t.allow);
+  e << YAML::Key << "closed" << YAML::Value << show(t.closed);
   e << YAML::Key << "closed_statuses" << YAML::Value << YAML::Flow << t.closed_statuses;
   e << YAML::Key << "reopen_status" << YAML::Value << t.reopen_status;
   e << YAML::Key << "strip_quoted" << YAML::Value << t.strip_quoted;
-  e << YAML::Key << "remember" << YAML::Value << std::to_string(t.remember.count()) + "s";
+  e << YAML::Key << "remember" << YAML::Value << show_seconds(t.remember);
+  e << YAML::EndMap;
+}
+
+}  // namespace
+
+namespace {
+
+void describe_messenger(YAML::Emitter& e, const MessengerConfig& m) {
+  e << YAML::Key << "messenger" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "mode" << YAML::Value << show(m.mode);
+  e << YAML::Key << "api_key" << YAML::Value << show_key(m.api_key);
+  e << YAML::Key << "secret" << YAML::Value << show_secret(m.secret);
+  e << YAML::Key << "auth_url" << YAML::Value << m.auth_url;
+  if (!m.ca_file.empty()) e << YAML::Key << "ca_file" << YAML::Value << m.ca_file;
+  e << YAML::Key << "allow_plain_http" << YAML::Value << m.allow_plain_http;
+  e << YAML::Key << "max_in_flight" << YAML::Value << m.max_in_flight;
+  e << YAML::Key << "external_id" << YAML::Value << m.external_id;
+  e << YAML::EndMap;
+}
+
+void describe_smtp(YAML::Emitter& e, const SmtpConfig& s) {
+  e << YAML::Key << "smtp" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "listen" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const auto& l : s.listen) e << show_listen(l);
+  e << YAML::EndSeq;
+  e << YAML::Key << "protocol" << YAML::Value << show(s.protocol);
+  e << YAML::Key << "hostname" << YAML::Value << s.hostname;
+  e << YAML::Key << "max_message_size" << YAML::Value << show_size(s.max_message_size);
+  e << YAML::Key << "accept" << YAML::Value << YAML::Flow << s.accept;
+  e << YAML::Key << "starttls" << YAML::Value << (s.tls ? "on (" + s.tls->cert_file + ")" : std::string("off"));
+  e << YAML::Key << "timeout" << YAML::Value << show_seconds(s.timeout);
+  e << YAML::Key << "data_timeout" << YAML::Value << show_seconds(s.data_timeout);
+  e << YAML::Key << "max_connections" << YAML::Value << s.max_connections;
+  e << YAML::Key << "max_connections_per_ip" << YAML::Value << s.max_connections_per_ip;
+  e << YAML::EndMap;
+}
+
+void describe_mailbox(YAML::Emitter& e, const ImapMailboxConfig& m) {
+  e << YAML::BeginMap;
+  e << YAML::Key << "name" << YAML::Value << m.name;
+  e << YAML::Key << "server" << YAML::Value << m.host + ":" + std::to_string(m.port);
+  e << YAML::Key << "security" << YAML::Value << show(m.security);
+  e << YAML::Key << "username" << YAML::Value << m.username;
+  if (!m.ca_file.empty()) e << YAML::Key << "ca_file" << YAML::Value << m.ca_file;
+  e << YAML::Key << "auth" << YAML::Value << show(m.auth);
+  if (m.auth == ImapAuth::XOAuth2)
+    e << YAML::Key << "token" << YAML::Value
+      << (m.token_file.empty() ? "printed by token_command" : "from file " + m.token_file);
+  else
+    e << YAML::Key << "password" << YAML::Value << show_secret(m.password);
+  e << YAML::Key << "folder" << YAML::Value << m.folder;
+  e << YAML::Key << "after_import" << YAML::Value
+    << show(m.after_import) + (m.after_import == AfterImport::Move ? ":" + m.move_to : "");
+  e << YAML::Key << "idle" << YAML::Value << m.idle;
+  e << YAML::Key << "poll_interval" << YAML::Value << show_seconds(m.poll_interval);
+  e << YAML::Key << "max_message_size" << YAML::Value << show_size(m.max_message_size);
+  e << YAML::Key << "oversized" << YAML::Value << (m.oversized_folder.empty() ? "keep" : "move:" + m.oversized_folder);
+  e << YAML::Key << "progress_interval" << YAML::Value << show_seconds(m.progress_interval);
+  e << YAML::EndMap;
+}
+
+void describe_mail_and_queue(YAML::Emitter& e, const MailRules& m, const QueueConfig& q) {
+  e << YAML::Key << "mail" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "sender" << YAML::Value << show(m.sender);
+  e << YAML::Key << "max_attachment_size" << YAML::Value << show_size(m.max_attachment_size);
+  e << YAML::Key << "loop_id" << YAML::Value << m.loop_id;
+  e << YAML::Key << "max_media" << YAML::Value << m.max_media;
+  e << YAML::Key << "max_processing_time" << YAML::Value << show_seconds(m.max_processing_time);
+  e << YAML::EndMap;
+  e << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "max_size" << YAML::Value << (q.max_size ? show_size(q.max_size) : "unlimited");
+  e << YAML::Key << "min_free_space" << YAML::Value << show_size(q.min_free_space);
+  e << YAML::Key << "done_retention" << YAML::Value << show_seconds(q.done_retention);
+  e << YAML::Key << "concurrency" << YAML::Value << q.concurrency;
+  e << YAML::Key << "give_up_after" << YAML::Value << show_seconds(q.give_up_after);
   e << YAML::EndMap;
 }
 
@@ -766,83 +813,19 @@ std::string describe(const Config& c) {
   YAML::Emitter e;
   e << YAML::BeginMap;
   e << YAML::Key << "spool_dir" << YAML::Value << c.spool_dir;
-  e << YAML::Key << "messenger" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "mode" << YAML::Value << (c.messenger.mode == MessengerMode::Live ? "live" : "dry-run");
-  e << YAML::Key << "api_key" << YAML::Value << show_key(c.messenger.api_key);
-  e << YAML::Key << "secret" << YAML::Value << show_secret(c.messenger.secret);
-  e << YAML::Key << "auth_url" << YAML::Value << c.messenger.auth_url;
-  if (!c.messenger.ca_file.empty()) e << YAML::Key << "ca_file" << YAML::Value << c.messenger.ca_file;
-  e << YAML::Key << "allow_plain_http" << YAML::Value << c.messenger.allow_plain_http;
-  e << YAML::Key << "max_in_flight" << YAML::Value << c.messenger.max_in_flight;
-  e << YAML::Key << "external_id" << YAML::Value << c.messenger.external_id;
-  e << YAML::EndMap;
-  if (c.smtp) {
-    const SmtpConfig& s = *c.smtp;
-    e << YAML::Key << "smtp" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "listen" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-    for (const auto& l : s.listen) e << show_listen(l);
-    e << YAML::EndSeq;
-    e << YAML::Key << "protocol" << YAML::Value << (s.protocol == SmtpProtocol::Smtp ? "smtp" : "lmtp");
-    e << YAML::Key << "hostname" << YAML::Value << s.hostname;
-    e << YAML::Key << "max_message_size" << YAML::Value << show_size(s.max_message_size);
-    e << YAML::Key << "accept" << YAML::Value << YAML::Flow << s.accept;
-    e << YAML::Key << "starttls" << YAML::Value << (s.tls ? "on (" + s.tls->cert_file + ")" : std::string("off"));
-    e << YAML::Key << "timeout" << YAML::Value << std::to_string(s.timeout.count()) + "s";
-    e << YAML::Key << "max_connections" << YAML::Value << s.max_connections;
-    e << YAML::Key << "max_connections_per_ip" << YAML::Value << s.max_connections_per_ip;
-    e << YAML::EndMap;
-  }
+  describe_messenger(e, c.messenger);
+  if (c.smtp) describe_smtp(e, *c.smtp);
   if (!c.imap.empty()) {
     e << YAML::Key << "imap" << YAML::Value << YAML::BeginSeq;
-    for (const auto& m : c.imap) {
-      e << YAML::BeginMap;
-      e << YAML::Key << "name" << YAML::Value << m.name;
-      e << YAML::Key << "server" << YAML::Value << m.host + ":" + std::to_string(m.port);
-      e << YAML::Key << "security" << YAML::Value
-        << (m.security == ImapSecurity::Tls ? "tls" : m.security == ImapSecurity::StartTls ? "starttls" : "none");
-      e << YAML::Key << "username" << YAML::Value << m.username;
-      if (!m.ca_file.empty()) e << YAML::Key << "ca_file" << YAML::Value << m.ca_file;
-      if (m.auth == ImapAuth::XOAuth2) {
-        e << YAML::Key << "auth" << YAML::Value << "xoauth2";
-        e << YAML::Key << "token" << YAML::Value
-          << (m.token_file.empty() ? "printed by token_command" : "from file " + m.token_file);
-      } else {
-        e << YAML::Key << "auth" << YAML::Value
-          << (m.auth == ImapAuth::Login ? "login" : m.auth == ImapAuth::Plain ? "plain" : "auto");
-        e << YAML::Key << "password" << YAML::Value << show_secret(m.password);
-      }
-      e << YAML::Key << "folder" << YAML::Value << m.folder;
-      e << YAML::Key << "after_import" << YAML::Value
-        << (m.after_import == AfterImport::Seen ? "seen"
-            : m.after_import == AfterImport::Delete ? "delete" : "move:" + m.move_to);
-      e << YAML::Key << "idle" << YAML::Value << m.idle;
-      e << YAML::Key << "poll_interval" << YAML::Value << std::to_string(m.poll_interval.count()) + "s";
-      e << YAML::Key << "max_message_size" << YAML::Value << show_size(m.max_message_size);
-      e << YAML::Key << "oversized" << YAML::Value << (m.oversized_folder.empty() ? "keep" : "move:" + m.oversized_folder);
-      e << YAML::Key << "progress_interval" << YAML::Value << std::to_string(m.progress_interval.count()) + "s";
-      e << YAML::EndMap;
-    }
+    for (const auto& m : c.imap) describe_mailbox(e, m);
     e << YAML::EndSeq;
   }
-  e << YAML::Key << "mail" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "sender" << YAML::Value << (c.mail.sender == SenderField::From ? "from" : "reply-to");
-  e << YAML::Key << "max_attachment_size" << YAML::Value << show_size(c.mail.max_attachment_size);
-  e << YAML::Key << "loop_id" << YAML::Value << c.mail.loop_id;
-  e << YAML::Key << "max_media" << YAML::Value << c.mail.max_media;
-  e << YAML::Key << "max_processing_time" << YAML::Value << std::to_string(c.mail.max_processing_time.count()) + "s";
-  e << YAML::EndMap;
-  e << YAML::Key << "queue" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "max_size" << YAML::Value << (c.queue.max_size ? show_size(c.queue.max_size) : "unlimited");
-  e << YAML::Key << "min_free_space" << YAML::Value << show_size(c.queue.min_free_space);
-  e << YAML::Key << "done_retention" << YAML::Value << std::to_string(c.queue.done_retention.count()) + "s";
-  e << YAML::Key << "concurrency" << YAML::Value << c.queue.concurrency;
-  e << YAML::Key << "give_up_after" << YAML::Value << std::to_string(c.queue.give_up_after.count()) + "s";
-  e << YAML::EndMap;
+  describe_mail_and_queue(e, c.mail, c.queue);
   describe_threading(e, c.threading);
   e << YAML::Key << "tickets" << YAML::Value << YAML::BeginMap << YAML::Key << "defaults" << YAML::Value
     << c.ticket_defaults.dump() << YAML::EndMap;
   e << YAML::Key << "log" << YAML::Value << YAML::BeginMap << YAML::Key << "format" << YAML::Value
-    << (c.log.format == LogFormat::Json ? "json" : "text") << YAML::EndMap;
+    << show(c.log.format) << YAML::EndMap;
   if (c.metrics) e << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap << YAML::Key << "listen"
                    << YAML::Value << show_listen(c.metrics->listen) << YAML::EndMap;
   describe_routing(e, c);

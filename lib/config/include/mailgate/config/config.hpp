@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mailgate/config/choices.hpp"
+
 namespace mailgate::config {
 
 // A secret read from a file (systemd credentials) or an environment
@@ -21,8 +23,6 @@ struct Secret {
   std::string source;  // "file /run/credentials/…" or "env NAME"; "" when unset
   bool is_set() const { return !source.empty(); }
 };
-
-enum class MessengerMode { Live, DryRun };
 
 struct MessengerConfig {
   std::string api_key;
@@ -36,8 +36,6 @@ struct MessengerConfig {
   // after a crash; off: look up by IQL (creator and title). Deployment-specific.
   bool external_id = false;
 };
-
-enum class SmtpProtocol { Smtp, Lmtp };
 
 struct TlsFiles {
   std::string cert_file;
@@ -56,19 +54,25 @@ struct SmtpConfig {
   std::uint64_t max_message_size = 25ull * 1024 * 1024;
   std::vector<std::string> accept;  // "user@domain" or "@domain", lower-case
   std::optional<TlsFiles> tls;
-  std::chrono::seconds timeout{300};  // idle client; DATA may take twice as long
+  static constexpr std::chrono::seconds kDefaultTimeout{300};
+  static constexpr int kDataTimeoutFactor = 2;
+  std::chrono::seconds timeout = kDefaultTimeout;  // waiting for a command
+  // Waiting for DATA lines and BDAT chunks: a relay streaming a large
+  // message from a slow queue pauses longer between lines than between
+  // commands (RFC 5321 §4.5.3.2.6: 10 minutes against 5). Not given in the
+  // file: kDataTimeoutFactor × timeout.
+  std::chrono::seconds data_timeout = kDefaultTimeout * kDataTimeoutFactor;
   int max_connections = 200;
   int max_connections_per_ip = 20;
 };
 
-enum class ImapSecurity { Tls, StartTls, None };
-enum class AfterImport { Seen, Move, Delete };
-enum class ImapAuth { Auto, Login, Plain, XOAuth2 };
-
 struct ImapMailboxConfig {
   std::string name;
   std::string host;
-  std::uint16_t port = 993;
+  static constexpr std::uint16_t kTlsPort = 993;    // imaps; the default with security: tls
+  static constexpr std::uint16_t kPlainPort = 143;  // the default with starttls or none
+  static constexpr std::uint64_t kMaxMessageSizeLimit = 256ull * 1024 * 1024;
+  std::uint16_t port = kTlsPort;
   ImapSecurity security = ImapSecurity::Tls;
   std::string ca_file;  // extra trust anchor for a private CA
   std::string username;
@@ -86,12 +90,12 @@ struct ImapMailboxConfig {
   std::chrono::seconds progress_interval{10};            // imap.progress lines while a backlog is imported
 };
 
-enum class SenderField { From, ReplyTo };
-
 // How mail becomes a ticket (design.md "Mail → ticket rules").
 struct MailRules {
   SenderField sender = SenderField::From;
-  std::uint64_t max_attachment_size = 7ull * 1024 * 1024;  // never above 7 MB
+  // The API's 10 MB request limit after base64: no setting may go above it.
+  static constexpr std::uint64_t kMaxAttachmentSizeLimit = 7ull * 1024 * 1024;
+  std::uint64_t max_attachment_size = kMaxAttachmentSizeLimit;
   std::string loop_id = "mailgate";
   int max_media = 100;                                 // uploads per mail; the rest named as skipped
   std::chrono::seconds max_processing_time{30};        // drafting one mail; over it: failed/
@@ -110,18 +114,11 @@ struct MetricsConfig {
   ListenAddress listen;
 };
 
-enum class LogFormat { Text, Json };
-
 struct LogConfig {
   LogFormat format = LogFormat::Text;  // json: one object per line, for log shippers
 };
 
 // ---- A support mailbox (design.md "A support mailbox, not a ticket printer") ----
-
-// What happens to a kind of mail, or to mail a route matches.
-enum class MailAction { Ticket, Ignore, Hold };
-enum class ThreadAllow { Creator, Any };
-enum class ClosedTicket { Reopen, NewTicket, Reply };
 
 // design.md "Threading".
 struct ThreadingConfig {
@@ -160,8 +157,6 @@ struct Route {
   nlohmann::json ticket = nlohmann::json::object();  // merged over tickets.defaults, YAML types kept
   Position at;
 };
-
-enum class Unauthenticated { Accept, Hold };
 
 // design.md "Senders and policy".
 struct SendersConfig {

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "mailgate/config/choices.hpp"
 #include "mailgate/imap/response.hpp"
 #include "mailgate/net/asio.hpp"
 #include "mailgate/net/line_reader.hpp"
@@ -28,7 +29,9 @@ struct ImapError : std::runtime_error {
   ImapError(Kind k, const std::string& what) : std::runtime_error(what), kind(k) {}
 };
 
-enum class Security { Tls, StartTls, None };
+// The configuration's choice itself (declared once in choices.hpp), under
+// the name the protocol code reads best with.
+using Security = config::ImapSecurity;
 
 struct ConnectionLimits {
   std::chrono::seconds connect_timeout{30};

@@ -31,8 +31,9 @@ namespace mailgate::imap {
 
 inline constexpr std::chrono::seconds kDefaultProgressInterval{10};
 
-enum class AuthMethod { Auto, Login, Plain, XOAuth2 };
-enum class AfterImport { Seen, Move, Delete };
+// The configuration's choices themselves (choices.hpp), not copies.
+using AuthMethod = config::ImapAuth;
+using AfterImport = config::AfterImport;
 
 struct MailboxSettings {
   std::string name;  // for logs and the spool's source "imap:NAME"

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mailgate/config/choices.hpp"
 #include "mailgate/mail/address.hpp"
 #include "mailgate/mail/mime_parser.hpp"
 
@@ -88,7 +89,8 @@ struct TicketDraft {
   std::vector<DecodedHeader> headers;  // the top-level fields, in order
 };
 
-enum class SenderPreference { From, ReplyTo };
+// mail.sender, the configuration's choice itself (choices.hpp), not a copy.
+using SenderPreference = config::SenderField;
 
 struct DraftOptions {
   SenderPreference sender = SenderPreference::From;

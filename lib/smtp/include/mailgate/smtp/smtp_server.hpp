@@ -37,12 +37,10 @@ struct SmtpLimits {
   std::size_t read_chunk = 64 * 1024;           // one socket read of commands and DATA lines
   std::size_t bdat_read_chunk = 256 * 1024;     // one socket read of a BDAT chunk
   std::chrono::milliseconds command_timeout = std::chrono::seconds(300);  // RFC 5321 §4.5.3.2.7
-  // DATA lines and BDAT chunks. `mailgate serve` sets it to smtp.timeout ×
-  // kDataTimeoutFactor: a relay streaming a large message from a slow queue
-  // pauses longer between lines than between commands (RFC 5321 §4.5.3.2.6
-  // gives 10 minutes against 5).
+  // DATA lines and BDAT chunks (smtp.data_timeout): a relay streaming a
+  // large message from a slow queue pauses longer between lines than between
+  // commands (RFC 5321 §4.5.3.2.6 gives 10 minutes against 5).
   std::chrono::milliseconds data_timeout = std::chrono::seconds(600);
-  static constexpr int kDataTimeoutFactor = 2;
   std::chrono::milliseconds write_timeout = std::chrono::seconds(60);          // a client that never reads
   std::chrono::milliseconds refuse_timeout = std::chrono::seconds(5);          // the 421 to a connection over the limits
   std::chrono::milliseconds tls_handshake_timeout = std::chrono::seconds(30);
