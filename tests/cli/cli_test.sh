@@ -81,5 +81,29 @@ check "preview of a missing file" 65 $? 'cannot read' "$tmp/out"
 "$bin" preview - <"$src/tests/corpus/thunderbird-plain.eml" >"$tmp/out" 2>&1
 check "preview from stdin" 0 $? '"title"' "$tmp/out"
 
+# deliver: the one "is this a mail" rule (mail::classify_mail), the one the
+# pipeline applies: what it refuses (65, with the reason) could never become a ticket.
+cat >"$tmp/deliver.yaml" <<YAML
+spool_dir: $tmp/spool
+messenger:
+  mode: dry-run
+smtp: {listen: "127.0.0.1:2525", accept: ["support@example.com"]}
+YAML
+"$bin" deliver --config "$tmp/deliver.yaml" <"$src/tests/corpus/thunderbird-plain.eml" >"$tmp/out" 2>&1
+check "deliver a mail" 0 $?
+printf 'From someone@example.org Mon Jan  1 00:00:00 2024\nFrom: a@example.org\nSubject: mbox\n\nbody\n' |
+  "$bin" deliver --config "$tmp/deliver.yaml" >"$tmp/out" 2>&1
+check "deliver a mail after an mbox From line" 0 $?
+printf 'X-Custom: only fields no mail system writes\n\nbody\n' | "$bin" deliver --config "$tmp/deliver.yaml" >"$tmp/out" 2>&1
+check "deliver of a header without mail fields" 65 $? 'not an email message: no RFC 5322 header fields' "$tmp/out"
+printf '\nFrom: a@example.org\n\nbody\n' | "$bin" deliver --config "$tmp/deliver.yaml" >"$tmp/out" 2>&1
+check "deliver of input starting with a blank line" 65 $? 'not an email message' "$tmp/out"
+printf ' \r\n' | "$bin" deliver --config "$tmp/deliver.yaml" >"$tmp/out" 2>&1
+check "deliver of white space" 65 $? 'not an email message: the input is empty' "$tmp/out"
+queued=$(find "$tmp/spool/queue" -name '*.eml' | wc -l)
+check "deliver queued the two mails only ($queued)" 2 "$queued"
+[ -z "$(ls -A "$tmp/spool/tmp" 2>/dev/null)" ] && { echo "ok: nothing half-written"; passed=$((passed + 1)); } ||
+  { echo "FAIL: a refused input left a file in tmp/"; failed=$((failed + 1)); }
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

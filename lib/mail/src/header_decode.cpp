@@ -6,20 +6,12 @@
 #include <vector>
 
 #include "mailgate/mail/charset.hpp"
+#include "mailgate/mail/header_block.hpp"  // unfold
 #include "mailgate/mail/text_util.hpp"
 #include "mailgate/mail/transfer_encoding.hpp"
 
 namespace mailgate::mail {
 namespace {
-
-// RFC 5322 §2.2.3: unfolding removes the CRLF, keeping the white space.
-std::string unfold(std::string_view raw) {
-  std::string out;
-  out.reserve(raw.size());
-  for (char c : raw)
-    if (c != '\r' && c != '\n') out.push_back(c);
-  return out;
-}
 
 struct EncodedWord {
   std::size_t begin = 0, end = 0;  // span in the input, "=?" .. "?="

@@ -232,6 +232,8 @@ struct MailCase {
   MailVerdict verdict;
 };
 
+void PrintTo(const MailCase& c, std::ostream* os) { *os << c.what; }
+
 class ClassifyMail : public ::testing::TestWithParam<MailCase> {};
 
 TEST_P(ClassifyMail, Verdict) {
