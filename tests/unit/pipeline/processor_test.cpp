@@ -31,6 +31,8 @@ struct FaultRig {
   messenger::MessengerClient client{io.get_executor(), [] {
                                       messenger::MessengerSettings unreachable;
                                       unreachable.auth_url = "https://127.0.0.1:1/v1";  // never called: the error comes first
+                                      // Were it called (a switch that failed nothing), it fails at once.
+                                      unreachable.retry_for = std::chrono::milliseconds(0);
                                       return unreachable;
                                     }()};
   pipeline::Processor processor{io.get_executor(), ledger, &client, {}};
