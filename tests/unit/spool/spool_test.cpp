@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <thread>
 
 namespace fs = std::filesystem;
 using namespace mailgate::spool;
@@ -478,4 +479,40 @@ TEST_F(SpoolTest, ASpoolFromBeforeTheEnvelopeIsMigrated) {
   EXPECT_EQ(s->get("old-1")->state, State::Held);
   ASSERT_TRUE(s->release("old-1"));
   EXPECT_EQ(s->read_raw("old-1"), mail("old@x"));
+}
+
+// Recovery hashes the whole file, commit hashes the bytes as they arrive:
+// both must name a message without Message-ID by the same key.
+TEST_F(SpoolTest, AnOrphanWithTheBytesOfAnAcceptedMailIsADuplicate) {
+  {
+    auto s = open();
+    ASSERT_EQ(s->accept(mail("", "same"), "smtp").kind, AcceptResult::Kind::Accepted);
+  }
+  std::ofstream(dir / "queue" / "20260101000000-copy.eml") << mail("", "same");
+  std::ofstream(dir / "queue" / "20260101000000-other.eml") << mail("", "other");
+  auto s = open();
+  EXPECT_FALSE(s->get("20260101000000-copy"));
+  EXPECT_FALSE(fs::exists(dir / "queue" / "20260101000000-copy.eml"));
+  ASSERT_TRUE(s->get("20260101000000-other"));
+  EXPECT_EQ(s->accept(mail("", "other"), "smtp").kind, AcceptResult::Kind::Duplicate);
+}
+
+// Two threads committing on the caller's connection at once (each commit is
+// one transaction): every message is accepted, none is refused because the
+// other thread's BEGIN, COMMIT or ROLLBACK landed in its transaction.
+TEST_F(SpoolTest, TwoThreadsCommittingAtOnceAreEachAccepted) {
+  auto s = open();
+  constexpr int kPerThread = 150;
+  std::vector<AcceptResult> results[2];
+  auto commit_many = [&](int thread) {
+    for (int i = 0; i < kPerThread; ++i)
+      results[thread].push_back(
+          s->accept(mail("", std::to_string(thread) + "-" + std::to_string(i)), "deliver"));
+  };
+  std::thread other(commit_many, 1);
+  commit_many(0);
+  other.join();
+  for (const auto& per_thread : results)
+    for (const auto& r : per_thread) EXPECT_EQ(r.kind, AcceptResult::Kind::Accepted) << r.reason;
+  EXPECT_EQ(s->list(State::Queued).size(), 2u * kPerThread);
 }

@@ -5,8 +5,8 @@
 // live in SQLite (WAL, synchronous=FULL). Several processes may open one
 // spool (the daemon, `mailgate deliver`, `mailgate queue`).
 //
-// Threads: every method may be called from any thread. All but
-// commit_async share one database connection (in `serve`: the main
+// Threads: every method may be called from any thread (stop_committer once
+// nothing more is handed to commit_async). All but commit_async share one database connection (in `serve`: the main
 // io_context and the processing thread), serialised per statement and per
 // transaction (src/db.hpp); commit_async hands the message to the
 // committer thread, which has a connection of its own. Where each group
@@ -337,7 +337,7 @@ class Spool {
   void commit_batch(Db& db, std::vector<PendingCommit>& batch);
   static std::vector<PendingCommit*> sync_files(std::vector<PendingCommit>& batch);
   std::vector<PendingCommit*> enter_queue(Db& db, const std::vector<PendingCommit*>& live);
-  bool enqueue(Db& db, PendingCommit& p, std::uint64_t& queued_bytes, std::int64_t now);
+  bool enqueue(Db& db, PendingCommit& p, std::uint64_t& queued_so_far, std::int64_t now);
   static void refuse(PendingCommit& p, std::string reason, Refusal refusal = Refusal::Temporary);
   void run_committer();  // committer.cpp: the committer thread's loop
   // recovery.cpp, from open(): before any other thread exists.
