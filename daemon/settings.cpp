@@ -20,10 +20,8 @@ namespace {
 
 bool speaks_lmtp(config::SmtpProtocol protocol) {
   switch (protocol) {
-    case config::SmtpProtocol::Smtp:
-      return false;
-    case config::SmtpProtocol::Lmtp:
-      return true;
+    case config::SmtpProtocol::Smtp: return false;
+    case config::SmtpProtocol::Lmtp: return true;
   }
   return false;  // not reached: the switch names every protocol
 }
@@ -95,10 +93,8 @@ mail::DraftOptions draft_options(const config::Config& c) {
 
 bool dry_run(config::MessengerMode mode) {
   switch (mode) {
-    case config::MessengerMode::Live:
-      return false;
-    case config::MessengerMode::DryRun:
-      return true;
+    case config::MessengerMode::Live: return false;
+    case config::MessengerMode::DryRun: return true;
   }
   return false;  // not reached: the switch names every mode
 }
@@ -118,10 +114,8 @@ pipeline::ProcessorSettings processor_settings(const config::Config& c, std::sha
 
 log::Format log_format(config::LogFormat format) {
   switch (format) {
-    case config::LogFormat::Text:
-      return log::Format::Text;
-    case config::LogFormat::Json:
-      return log::Format::Json;
+    case config::LogFormat::Text: return log::Format::Text;
+    case config::LogFormat::Json: return log::Format::Json;
   }
   return log::Format::Text;  // not reached: the switch names every format
 }
