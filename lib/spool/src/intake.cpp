@@ -18,30 +18,6 @@
 namespace mailgate::spool {
 namespace {
 
-// Every field called `name` (lower-case, with the colon) in a header
-// block, unfolded; at most `max_fields` of them.
-std::vector<std::string> header_fields(std::string_view head, std::string_view name, std::size_t max_fields) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos < head.size() && out.size() < max_fields) {
-    std::size_t eol = head.find('\n', pos);
-    std::string_view line = head.substr(pos, eol == std::string_view::npos ? head.size() - pos : eol - pos);
-    if (line.empty() || line == "\r") break;  // end of header
-    std::size_t next = eol == std::string_view::npos ? head.size() : eol + 1;
-    if (line.size() > name.size() && text::ascii_lower(std::string(line.substr(0, name.size()))) == name) {
-      std::string value(line.substr(name.size()));
-      while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {
-        std::size_t e = head.find('\n', next);
-        value += std::string(head.substr(next, (e == std::string_view::npos ? head.size() : e) - next));
-        next = e == std::string_view::npos ? head.size() : e + 1;
-      }
-      out.push_back(std::move(value));
-    }
-    pos = next;
-  }
-  return out;
-}
-
 // The addr-specs of an address-list value: what is in <>, else the bare
 // word with an @; quoted display names and comments skipped, group names
 // dropped. Lower-case; nothing with a control character.
@@ -96,10 +72,11 @@ void collect_addresses(std::string_view value, std::vector<std::string>& out) {
 // Delivered-To fields, else X-Original-To, else To and Cc.
 std::vector<std::string> recipients_from_header(std::string_view head) {
   std::vector<std::string> out;
+  const mail::HeaderBlock block = mail::read_header_block(head);
   for (const auto& names : std::vector<std::vector<std::string_view>>{
-           {"delivered-to:"}, {"x-original-to:"}, {"to:", "cc:"}}) {
+           {"Delivered-To"}, {"X-Original-To"}, {"To", "Cc"}}) {
     for (auto name : names)
-      for (const auto& value : header_fields(head, name, kMaxEnvelopeRecipients)) collect_addresses(value, out);
+      for (auto value : block.all(name, kMaxEnvelopeRecipients)) collect_addresses(mail::unfold(value), out);
     if (!out.empty()) break;
   }
   std::vector<std::string> unique;
@@ -122,34 +99,6 @@ Envelope stored_envelope(const std::optional<Envelope>& handed_in, const std::st
 }
 
 }  // namespace
-
-// Message-ID from a header block: first field of that name, unfolded,
-// angle brackets removed; "" when absent.
-std::string find_message_id(std::string_view head) {
-  std::size_t pos = 0;
-  while (pos < head.size()) {
-    std::size_t eol = head.find('\n', pos);
-    std::string_view line = head.substr(pos, eol == std::string_view::npos ? head.size() - pos : eol - pos);
-    if (line.empty() || line == "\r") break;  // end of header
-    if (line.size() > 11 && text::ascii_lower(std::string(line.substr(0, 11))) == "message-id:") {
-      std::string value(line.substr(11));
-      // folded continuation lines
-      std::size_t next = eol == std::string_view::npos ? head.size() : eol + 1;
-      while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {
-        std::size_t e = head.find('\n', next);
-        value += std::string(head.substr(next, (e == std::string_view::npos ? head.size() : e) - next));
-        next = e == std::string_view::npos ? head.size() : e + 1;
-      }
-      std::string id;
-      for (char c : value)
-        if (c != '<' && c != '>' && c != ' ' && c != '\t' && c != '\r' && c != '\n') id.push_back(c);
-      return id;
-    }
-    if (eol == std::string_view::npos) break;
-    pos = eol + 1;
-  }
-  return "";
-}
 
 std::string seen_key(std::string_view message_id, std::string_view sha256_hex) {
   return message_id.empty() ? "sha256:" + std::string(sha256_hex) : "mid:" + text::ascii_lower(message_id);
@@ -285,7 +234,7 @@ std::vector<Spool::PendingCommit*> Spool::enter_queue(Db& db, const std::vector<
 // batch) is settled at once; else it is renamed into queue/ and given its
 // rows. True when it was queued.
 bool Spool::enqueue(Db& db, PendingCommit& p, std::uint64_t& queued_so_far, std::int64_t now) {
-  const std::string message_id = find_message_id(p.in.header_);
+  const std::string message_id = mail::message_id(p.in.header_);
   const std::string key = seen_key(message_id, p.in.sha256_hex());
   if (auto earlier = seen_message(db, key)) {
     p.result = {AcceptResult::Kind::Duplicate, *earlier, "", Refusal::None};

@@ -9,14 +9,13 @@
 #include <string_view>
 
 #include "db.hpp"
+#include "mailgate/mail/header_block.hpp"
 
 namespace mailgate::spool {
 
-inline constexpr std::size_t kHeaderScan = 64 * 1024;  // Message-ID must be in the first 64 KiB
-
-// Message-ID from a header block: first field of that name, unfolded,
-// angle brackets removed; "" when absent.
-std::string find_message_id(std::string_view head);
+// The head every ingest path reads (mail::kMailHeadBytes): the seen-set's
+// Message-ID (mail::message_id) must be in the first 64 KiB.
+inline constexpr std::size_t kHeaderScan = mail::kMailHeadBytes;
 
 // The seen-set's key of a message: its Message-ID (case-insensitive), or
 // the SHA-256 of its bytes when it has none.

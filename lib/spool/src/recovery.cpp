@@ -52,7 +52,7 @@ std::vector<std::string> Spool::queue_orphans() {
 void Spool::adopt_orphan(const std::string& id) {
   const std::string path = path_of(id, State::Queued);
   const std::string raw = text::read_file(path).value_or("");
-  const std::string message_id = find_message_id(std::string_view(raw).substr(0, kHeaderScan));
+  const std::string message_id = mail::message_id(std::string_view(raw).substr(0, kHeaderScan));
   const std::string key = seen_key(message_id, text::sha256_hex(raw));
   if (seen_message(*db_, key)) {
     ::unlink(path.c_str());
