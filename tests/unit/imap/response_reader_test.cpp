@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "memory_stream.hpp"
+#include "run_coroutine.hpp"
 
 namespace asio = mailgate::net::asio;
 using mailgate::net::LineReader;
@@ -15,17 +16,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Runs `body` as a coroutine on a fresh io_context until it ends.
 template <class F>
 void run(F body) {
-  asio::io_context io;
-  bool done = false;
-  asio::co_spawn(io, body(io.get_executor()), [&](std::exception_ptr e) {
-    done = true;
-    if (e) std::rethrow_exception(e);
-  });
-  io.run_for(20s);
-  EXPECT_TRUE(done);
+  mailgate::test::run_coroutine(body, 20s);
 }
 
 // Reads one response from `pieces` (one read each); the error, if any, in `error`.

@@ -48,7 +48,12 @@ class ResponseReader {
     std::size_t last_line_bare = 0;  // its length without the line ending
     bool had_literal = false;
     std::uint64_t discarded = 0;  // literal bytes dropped (they count as untagged data)
-    std::string_view last_line() const { return std::string_view(text).substr(last_line_at, last_line_bare); }
+    // Without stray CRs before the ending, as a literal announcement is looked for.
+    std::string_view last_line() const {
+      std::string_view line = std::string_view(text).substr(last_line_at, last_line_bare);
+      while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      return line;
+    }
   };
   // Appends one line with its ending; false when nothing came by `deadline`
   // and `quiet` (otherwise throws).
