@@ -51,6 +51,15 @@ std::optional<config::Config> load_config_or_report(const std::string& file) {
   return std::move(result.config);
 }
 
+std::unique_ptr<spool::Spool> open_spool_or_report(const config::Config& c, std::string_view command) {
+  try {
+    return spool::Spool::open(c.spool_dir, spool_limits(c));
+  } catch (const std::exception& e) {
+    std::cerr << "mailgate " << command << ": spool unusable: " << e.what() << "\n";
+    return nullptr;
+  }
+}
+
 int check_config(const std::vector<std::string>& in) {
   std::vector<std::string> args = in;
   std::string file;

@@ -1,10 +1,13 @@
 // The subcommands of the mailgate executable (design.md "Command line").
 #pragma once
 
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mailgate/config/config.hpp"
+#include "mailgate/spool/spool.hpp"
 
 namespace mailgate::cli {
 
@@ -30,5 +33,8 @@ bool take_option(std::vector<std::string>& args, const std::string& name, std::s
 int check_connect(const config::Config& c);
 // Loads FILE; on errors prints them as FILE:LINE:COL lines and returns nullopt.
 std::optional<config::Config> load_config_or_report(const std::string& file);
+// The spool of `c` with its limits; on failure prints "mailgate COMMAND: spool
+// unusable: why" and returns null (the command chooses its exit code).
+std::unique_ptr<spool::Spool> open_spool_or_report(const config::Config& c, std::string_view command);
 
 }  // namespace mailgate::cli

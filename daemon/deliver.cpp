@@ -17,7 +17,6 @@
 namespace mailgate::cli {
 namespace {
 
-
 // Every "--recipient ADDR" (Postfix passes one per delivery; several are allowed).
 std::vector<std::string> take_all(std::vector<std::string>& args, const std::string& name) {
   std::vector<std::string> values;
@@ -26,35 +25,10 @@ std::vector<std::string> take_all(std::vector<std::string>& args, const std::str
   return values;
 }
 
-}  // namespace
-
-int deliver(const std::vector<std::string>& in) {
-  std::vector<std::string> args = in;
-  std::string file, sender;
-  bool have_config = take_option(args, "--config", file);
-  take_option(args, "--sender", sender);
-  const std::vector<std::string> recipients = take_all(args, "--recipient");
-  if (!have_config || !args.empty()) {
-    std::cerr << "usage: mailgate deliver --config FILE [--sender ADDR] [--recipient ADDR]... < message\n";
-    return kExitUsage;
-  }
-  auto cfg = load_config_or_report(file);
-  if (!cfg) return kExitConfig;
-  std::unique_ptr<spool::Spool> spool;
-  try {
-    spool = spool::Spool::open(cfg->spool_dir, spool_limits(*cfg));
-  } catch (const std::exception& e) {
-    std::cerr << "mailgate deliver: spool unusable: " << e.what() << "\n";
-    return kExitTempFail;
-  }
-  if (auto full = spool->check_capacity()) {
-    std::cerr << "mailgate deliver: " << *full << "; try again later\n";
-    return kExitTempFail;
-  }
-  // Stream stdin to the spool file; keep the head to check it is a mail.
-  spool::Incoming msg = spool->begin();
+// Streams stdin into the spool file, keeping the head to check it is a mail
+// by the rule the pipeline applies too (what deliver accepts can become a ticket).
+int read_stdin_into(spool::Incoming& msg, std::uint64_t max_size) {
   std::string head;
-  const std::uint64_t max_size = deliver_max_size(*cfg);
   char buf[64 * 1024];
   for (;;) {
     ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
@@ -72,14 +46,16 @@ int deliver(const std::vector<std::string>& in) {
     }
     msg.write(std::string_view(buf, static_cast<std::size_t>(n)));
   }
-  // The rule the pipeline applies too: what deliver accepts can become a ticket.
   if (const mail::MailVerdict verdict = mail::classify_mail(head); verdict != mail::MailVerdict::Mail) {
     std::cerr << "mailgate deliver: " << mail::to_string(verdict) << "\n";
     return kExitDataErr;
   }
-  const std::uint64_t size = msg.size();
-  msg.set_envelope(spool::Envelope{sender, recipients});
-  auto r = spool->commit(std::move(msg), "deliver");
+  return kExitOk;
+}
+
+// Durable (or already seen): 0; anything else: 75 so the MTA retries.
+int report_commit(const spool::AcceptResult& r, const std::string& sender, const std::vector<std::string>& recipients,
+                  std::uint64_t size) {
   const std::string first_recipient = recipients.empty() ? "" : recipients.front();
   switch (r.kind) {
     case spool::AcceptResult::Kind::Accepted:
@@ -94,6 +70,33 @@ int deliver(const std::vector<std::string>& in) {
       return kExitTempFail;
   }
   return kExitTempFail;
+}
+
+}  // namespace
+
+int deliver(const std::vector<std::string>& in) {
+  std::vector<std::string> args = in;
+  std::string file, sender;
+  bool have_config = take_option(args, "--config", file);
+  take_option(args, "--sender", sender);
+  const std::vector<std::string> recipients = take_all(args, "--recipient");
+  if (!have_config || !args.empty()) {
+    std::cerr << "usage: mailgate deliver --config FILE [--sender ADDR] [--recipient ADDR]... < message\n";
+    return kExitUsage;
+  }
+  auto cfg = load_config_or_report(file);
+  if (!cfg) return kExitConfig;
+  const std::unique_ptr<spool::Spool> spool = open_spool_or_report(*cfg, "deliver");
+  if (!spool) return kExitTempFail;
+  if (auto full = spool->check_capacity()) {
+    std::cerr << "mailgate deliver: " << *full << "; try again later\n";
+    return kExitTempFail;
+  }
+  spool::Incoming msg = spool->begin();
+  if (const int exit = read_stdin_into(msg, deliver_max_size(*cfg)); exit != kExitOk) return exit;
+  const std::uint64_t size = msg.size();
+  msg.set_envelope(spool::Envelope{sender, recipients});
+  return report_commit(spool->commit(std::move(msg), "deliver"), sender, recipients, size);
 }
 
 }  // namespace mailgate::cli

@@ -202,13 +202,8 @@ int queue(const std::vector<std::string>& in) {
   }
   auto cfg = load_config_or_report(file);
   if (!cfg) return kExitConfig;
-  std::unique_ptr<spool::Spool> spool;
-  try {
-    spool = spool::Spool::open(cfg->spool_dir, spool_limits(*cfg));
-  } catch (const std::exception& e) {
-    std::cerr << "mailgate queue: " << e.what() << "\n";
-    return 1;
-  }
+  const std::unique_ptr<spool::Spool> spool = open_spool_or_report(*cfg, "queue");
+  if (!spool) return 1;
   const std::string& what = args[0];
   if (is_list) return list(*spool, state, json);
   const std::string& id = args[1];

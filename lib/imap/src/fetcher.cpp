@@ -1,7 +1,6 @@
 #include "mailgate/imap/fetcher.hpp"
 #include "mailgate/net/backoff.hpp"
 
-#include <openssl/evp.h>
 #include <signal.h>
 #include <unistd.h>
 

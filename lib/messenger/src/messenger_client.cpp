@@ -2,8 +2,6 @@
 // callers, every call under one failure policy, nothing secret in the log.
 #include "mailgate/messenger/messenger_client.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cctype>
@@ -12,6 +10,7 @@
 
 #include "mailgate/log/log.hpp"
 #include "mailgate/metrics/metrics.hpp"
+#include "mailgate/text/ascii.hpp"
 #include "mailgate/text/encoding.hpp"
 
 namespace mailgate::messenger {
@@ -128,32 +127,15 @@ std::optional<double> percent(std::string_view v) {
 
 constexpr std::uint64_t kLatestUnixSeconds = 1ULL << 40;  // year ~36800
 
-// HTML collapses runs of whitespace, and an API may re-wrap or trim what it
-// keeps: compare messages with every run of ASCII whitespace as one space
-// and none at either end, so a message is recognised in the form the API
-// lists it, and two messages that differ in anything visible stay apart.
-std::string normalized_whitespace(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  bool pending_space = false;
-  for (char c : text) {
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
-      pending_space = !out.empty();
-      continue;
-    }
-    if (pending_space) out.push_back(' ');
-    pending_space = false;
-    out.push_back(c);
-  }
-  return out;
-}
-
-// A reply's text as the exactly-once lookup compares it: whitespace folded,
+// A reply's text as the exactly-once lookup compares it: whitespace folded
+// (HTML collapses runs of it, and an API may re-wrap or trim what it keeps;
+// a message is recognised in the form the API lists it, and two messages
+// that differ in anything visible stay apart),
 // and each inline image's media id ("att:ID") blanked — media older than
 // the API's hour is uploaded again before a retry, so the same reply then
 // names new ids (its attachments differ the same way and are not compared).
 std::string comparable_reply_text(std::string_view text) {
-  std::string out = normalized_whitespace(text);
+  std::string out = text::fold_whitespace(text);
   constexpr std::string_view kAtt = "\"att:";
   for (std::size_t p = out.find(kAtt); p != std::string::npos; p = out.find(kAtt, p + kAtt.size())) {
     const std::size_t id_begin = p + kAtt.size();

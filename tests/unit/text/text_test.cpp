@@ -29,6 +29,13 @@ TEST(Ascii, LowerAndCompareIgnoreCaseInAsciiOnly) {
   EXPECT_FALSE(istarts_with("Content", "content-type"));
 }
 
+TEST(Ascii, FoldWhitespaceMakesOneLineOfRunsOfSpaceAndControls) {
+  EXPECT_EQ(fold_whitespace("  Re:\r\n\t hello   world \n"), "Re: hello world");
+  EXPECT_EQ(fold_whitespace(std::string("a\0b\x7f" "c", 5)), "a b c");  // NUL and DEL too
+  EXPECT_EQ(fold_whitespace("\xC2\xA0x"), "\xC2\xA0x");               // UTF-8 (a no-break space) untouched
+  EXPECT_EQ(fold_whitespace(" \r\n "), "");
+}
+
 TEST(Encoding, Base64MatchesRfc4648Vectors) {
   EXPECT_EQ(base64_encode(""), "");
   EXPECT_EQ(base64_encode("f"), "Zg==");

@@ -10,13 +10,11 @@ namespace mailgate::mail {
 
 // Case and trimming are every room's (lib/text); the decoders name them here.
 using text::ascii_lower;
+using text::fold_whitespace;
 using text::iequals;
 using text::istarts_with;
 using text::trim;
 
-// Collapses every run of whitespace (including CR/LF and other control
-// characters) into one space and trims both ends.
-std::string fold_whitespace(std::string_view s);
 
 bool is_valid_utf8(std::string_view s);
 // Length of the longest prefix of `s` that is valid UTF-8.

@@ -14,5 +14,9 @@ std::string_view trim(std::string_view s);
 std::string ascii_lower(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);
 bool istarts_with(std::string_view s, std::string_view prefix);
+// Every run of white space and control bytes (CR/LF, tab, NUL, DEL…) as one
+// space, none at either end: a header value or a message compared or shown
+// as one line.
+std::string fold_whitespace(std::string_view s);
 
 }  // namespace mailgate::text
