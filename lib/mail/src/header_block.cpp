@@ -135,10 +135,36 @@ std::string unfold(std::string_view value) {
   return out;
 }
 
+std::vector<std::string> scan_head(std::string_view head, std::string_view name, std::size_t max_values) {
+  head = head.substr(0, kMailHeadBytes);
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < head.size() && out.size() < max_values) {
+    const std::size_t eol = std::min(head.find('\n', pos), head.size());
+    const std::string_view line = head.substr(pos, eol - pos);
+    if (line.empty() || line == "\r") break;  // the end of the header
+    std::size_t next = eol + 1;
+    // "> name + 1": a field's first line holds more than its colon (the seen
+    // set's rule since the first spool; with CRLF the CR is enough).
+    if (line.size() > name.size() + 1 && line[name.size()] == ':' &&
+        text::iequals(line.substr(0, name.size()), name)) {
+      std::string value(line.substr(name.size() + 1));
+      while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {
+        const std::size_t e = std::min(head.find('\n', next), head.size());
+        value.append(head.substr(next, e - next));
+        next = e + 1;
+      }
+      out.push_back(std::move(value));
+    }
+    pos = next;
+  }
+  return out;
+}
+
 std::string message_id(std::string_view head) {
-  const HeaderBlock block = read_header_block(head.substr(0, kMailHeadBytes));
+  const std::vector<std::string> values = scan_head(head, "Message-ID", 1);
   std::string id;
-  for (char c : block.first("Message-ID"))
+  for (char c : values.empty() ? std::string() : values.front())
     if (c != '<' && c != '>' && c != ' ' && c != '\t' && c != '\r' && c != '\n') id.push_back(c);
   return id;
 }

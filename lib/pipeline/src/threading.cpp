@@ -19,11 +19,15 @@ using mail::ascii_lower;
 }  // namespace
 
 ThreadHeaders read_thread_headers(std::string_view raw) {
-  const mail::HeaderBlock head = mail::read_header_block(raw.substr(0, std::min(raw.size(), kMaxThreadHeaderBytes)));
+  const std::string_view head = raw.substr(0, std::min(raw.size(), kMaxThreadHeaderBytes));
+  auto first = [&](std::string_view name) {
+    auto values = mail::scan_head(head, name, 1);
+    return values.empty() ? std::string() : std::move(values.front());
+  };
   ThreadHeaders out;
-  out.in_reply_to = mail::angle_ids(head.first("In-Reply-To"), kMaxThreadIds, kMaxMessageIdLength);
+  out.in_reply_to = mail::angle_ids(first("In-Reply-To"), kMaxThreadIds, kMaxMessageIdLength);
   // References newest last: when there are too many, keep the newest.
-  std::vector<std::string> refs = mail::angle_ids(head.first("References"), SIZE_MAX, kMaxMessageIdLength);
+  std::vector<std::string> refs = mail::angle_ids(first("References"), SIZE_MAX, kMaxMessageIdLength);
   const std::size_t keep = std::min(refs.size(), kMaxThreadIds - out.in_reply_to.size());
   out.references.assign(std::make_move_iterator(refs.end() - static_cast<std::ptrdiff_t>(keep)),
                         std::make_move_iterator(refs.end()));

@@ -72,11 +72,10 @@ void collect_addresses(std::string_view value, std::vector<std::string>& out) {
 // Delivered-To fields, else X-Original-To, else To and Cc.
 std::vector<std::string> recipients_from_header(std::string_view head) {
   std::vector<std::string> out;
-  const mail::HeaderBlock block = mail::read_header_block(head);
   for (const auto& names : std::vector<std::vector<std::string_view>>{
            {"Delivered-To"}, {"X-Original-To"}, {"To", "Cc"}}) {
     for (auto name : names)
-      for (auto value : block.all(name, kMaxEnvelopeRecipients)) collect_addresses(mail::unfold(value), out);
+      for (const auto& value : mail::scan_head(head, name, kMaxEnvelopeRecipients)) collect_addresses(value, out);
     if (!out.empty()) break;
   }
   std::vector<std::string> unique;

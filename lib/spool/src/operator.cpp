@@ -105,8 +105,10 @@ std::size_t Spool::expire_ignored(std::int64_t now, std::int64_t retention_secon
 std::size_t Spool::expire_files(State state, std::int64_t now, std::int64_t retention_seconds) {
   auto st = db_->prepare("SELECT id FROM messages WHERE state=? AND finished_at>0 AND finished_at<?");
   st.bind(1, std::string(to_string(state))).bind(2, now - retention_seconds);
+  std::vector<std::string> expired;  // read first: no unlink while the statement holds the connection
+  while (st.step()) expired.push_back(st.text(0));
   std::size_t n = 0;
-  while (st.step()) n += ::unlink(existing_path(st.text(0), state).c_str()) == 0;
+  for (const auto& id : expired) n += ::unlink(existing_path(id, state).c_str()) == 0;
   return n;
 }
 

@@ -45,6 +45,13 @@ TEST(ThreadHeaders, InReplyToAndReferencesAreReadFoldedAndWithoutBrackets) {
   EXPECT_EQ(h.references, (std::vector<std::string>{"one@x", "two@x", "three@x"}));
 }
 
+TEST(ThreadHeaders, ALineThatIsNoFieldAboveThemDoesNotHideThem) {
+  // A badly folded Subject must not turn a reply into a new ticket.
+  auto h = pipeline::read_thread_headers(
+      "From: a@x\r\nSubject: =?utf-8?q?Re:_x?=\r\n=?utf-8?q?unfolded?=\r\nIn-Reply-To: <parent@x>\r\n\r\n");
+  EXPECT_EQ(h.in_reply_to, (std::vector<std::string>{"parent@x"}));
+}
+
 TEST(ThreadHeaders, CandidatesAreInReplyToThenReferencesNewestFirstEachOnce) {
   pipeline::ThreadHeaders h{{"c@x"}, {"a@x", "b@x", "C@x"}};
   EXPECT_EQ(pipeline::thread_candidates(h), (std::vector<std::string>{"c@x", "b@x", "a@x"}));

@@ -63,7 +63,16 @@ HeaderBlock read_header_block(std::string_view raw, const HeaderLimits& limits =
 // leaves the white space that started its continuation line.
 std::string unfold(std::string_view value);
 
-// The seen-set's Message-ID: the first Message-ID field of the head, with
+// The values of fields `name` (case-insensitive, the colon right after the
+// name) in a head, read the way the spool's seen-set, threading and IMAP's
+// envelope have always read it: every line up to the first empty one, a line
+// that is no field skipped rather than ending the header (a badly folded
+// Subject above a Message-ID must not change the mail's seen key, or lose its
+// In-Reply-To). Continuation lines appended as they are (CR kept); at most
+// `max_values`, within the first kMailHeadBytes.
+std::vector<std::string> scan_head(std::string_view head, std::string_view name, std::size_t max_values);
+
+// The seen-set's Message-ID (scan_head's first Message-ID field), with
 // every '<', '>', SP, HT, CR and LF removed; "" when there is none. (The
 // spool keys its seen-set on this: it must not change for a mail it saw.)
 std::string message_id(std::string_view head);
