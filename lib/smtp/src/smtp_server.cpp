@@ -543,8 +543,9 @@ std::string SmtpServer::Session::received_header(const std::string& id) const {
 
 // LMTP answers the end of the message once per accepted recipient (RFC 2033 §4.2).
 // The rule `deliver` and the pipeline apply (mail::classify_mail), on what
-// the client sent (our Received: line is not theirs): what is refused here
-// could never become a ticket. 554 5.6.0 (RFC 3463 §3.7: the content makes it
+// the client sent (our Received: line is not theirs): text without one field
+// a mail system writes (From, To, Subject, Date, ...) in its first 64 KiB is
+// refused, rather than spooled as a mail with only our Received line. 554 5.6.0 (RFC 3463 §3.7: the content makes it
 // undeliverable) puts the bounce with the sender, who can fix it; a 250
 // would leave it in failed/, where nobody who sent it looks.
 std::string SmtpServer::Session::not_a_mail_reply() const {
