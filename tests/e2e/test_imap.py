@@ -257,13 +257,21 @@ class ImapIngest(DovecotTestCase):
             self.append("uidv", raw, folder="Support")
         m = self.start(self.box("uidv", folder="Support", poll="1s", idle=False))
         self.wait_tickets(2)
-        # The mailbox is deleted and recreated: new UIDVALIDITY, same mail, one new.
+        # The mailbox is replaced, as when restored from a backup: new UIDVALIDITY, same mail, one new.
+        # The replacement is filled first and renamed into place: Dovecot's maildir can refuse an APPEND
+        # into a just-recreated folder while mailgate's session still has the old one selected
+        # ("Mailbox was deleted under us"), a race of the server's, not of what is tested here.
         c = self.dovecot.client(self.user("uidv"))
-        c.delete("Support")
-        c.create("Support")
+        c.create("Replacement")
         c.logout()
         for raw in first + [mail("uidv new")]:
-            self.append("uidv", raw, folder="Support")
+            self.append("uidv", raw, folder="Replacement")
+        c = self.dovecot.client(self.user("uidv"))
+        try:
+            self.assertEqual(c.delete("Support")[0], "OK")
+            self.assertEqual(c.rename("Replacement", "Support")[0], "OK")
+        finally:
+            c.logout()
         wait_for(lambda: self.tickets("uidv new"), 60)
         time.sleep(1.5)
         self.assertEqual(sorted(t["title"] for t in self.tickets()), ["uidv 0", "uidv 1", "uidv new"])
