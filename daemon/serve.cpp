@@ -169,7 +169,11 @@ class Daemon {
   std::vector<std::unique_ptr<imap::Fetcher>> retired;
   std::unique_ptr<MetricsServer> metrics;
   bool stopping_ = false;
-  std::optional<net::asio::signal_set> signals_;  // caught from run() on, as before start-up they kill
+  // Caught from construction, before the first listener opens: a SIGHUP or
+  // SIGTERM sent as soon as the port answers waits for run() instead of
+  // killing the daemon (SIGHUP's default action). Only config loading, which
+  // has nothing to lose, is still ended by them.
+  net::asio::signal_set signals_{io, SIGTERM, SIGINT, SIGHUP};
   net::asio::steady_timer heartbeat_{io};
   std::chrono::microseconds heartbeat_interval_ = kHeartbeatWithoutWatchdog;
 };
@@ -257,7 +261,6 @@ int Daemon::run() {
   net::asio::co_spawn(processing_io, processor->run(), net::asio::detached);
   auto processing_guard = net::asio::make_work_guard(processing_io);
   std::thread processing([this] { processing_io.run(); });
-  signals_.emplace(io, SIGTERM, SIGINT, SIGHUP);
   wait_signal();
   if (const auto watchdog = daemon::watchdog_interval_usec()) heartbeat_interval_ = std::chrono::microseconds(watchdog);
   beat();
@@ -285,7 +288,7 @@ void Daemon::log_ready() {
 
 // Signals: TERM/INT drain and exit 0; HUP reloads what can change live.
 void Daemon::wait_signal() {
-  signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
+  signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     if (sig != SIGHUP) {
       drain(sig);
