@@ -7,7 +7,7 @@ from harness import (Dovecot, DovecotTestCase, FakeMessenger, Mailgate, Pki, Wor
                      free_port, wait_for)
 
 USERS = ["corpus", "move", "delete", "idle", "seen", "tls", "starttls", "wrongca", "crash", "restart", "badpw",
-         "good", "uidv", "drop", "full", "big", "bigmove"]
+         "good", "uidv", "drop", "full", "big", "bigmove", "notmail"]
 
 
 def mail(subject, body="hello", size=0):
@@ -328,6 +328,36 @@ class ImapIngest(DovecotTestCase):
         wait_for(lambda: len(self.folder_flags("bigmove")) == 1, 30, what="the large one moved out of the INBOX")
         self.assertEqual(len(self.folder_flags("bigmove", folder="Oversized")), 1)
         self.assertIn("action=moved:Oversized", m.log_text())
+
+    def test_a_non_mail_between_two_mails_is_kept_in_failed_with_its_reason_and_marked_seen(self):
+        # SMTP refuses such input (554 5.6.0) and deliver exits 65; IMAP has
+        # no one to refuse it to, so it is spooled and acknowledged like any
+        # message, and the pipeline's classify_mail sends it to failed/.
+        non_mail = b"just some text\r\nno header here\r\n"
+        self.append("notmail", mail("before the non-mail"))
+        self.append("notmail", non_mail)
+        self.append("notmail", mail("after the non-mail"))
+        m = self.start(self.box("notmail"))
+        spool_id = wait_for(lambda: re.search(r"imap.message mailbox=notmail uid=2 spool_id=(\S+) result=queued",
+                                              m.log_text()), 30, what="the non-mail spooled").group(1)
+        failed = wait_for(lambda: json.loads(m.queue("list", "--failed", "--json").stdout), 60,
+                          what="the non-mail failed")
+        self.assertEqual([(f["id"], f["source"]) for f in failed], [(spool_id, "imap:notmail")])
+        self.assertIn("not an email message: no RFC 5322 header fields", failed[0]["reason"])
+        kept = os.path.join(m.spool, "failed", spool_id + ".eml")
+        wait_for(lambda: os.path.exists(kept), 30, what="the file moved to failed/")  # moved after the row changes
+        with open(kept, "rb") as f:
+            self.assertEqual(f.read(), non_mail)
+        self.assertIn('warn pipeline.not_a_mail spool_id=%s reason="not an email message: no RFC 5322 header fields'
+                      % spool_id, m.log_text())
+        self.assertEqual(sorted(t["title"] for t in self.wait_tickets(2)),
+                         ["after the non-mail", "before the non-mail"])
+        # Acknowledged and passed by the mark like its neighbours: never fetched again.
+        wait_for(lambda: ["\\Seen" in f for _, f in sorted(self.folder_flags("notmail").items())] == [True] * 3, 30,
+                 what="all three \\Seen")
+        wait_for(lambda: spool_db(m, "SELECT last_uid FROM imap_marks WHERE mailbox='notmail'") == [(3,)], 30,
+                 what="the mark at UID 3")
+        self.assertEqual(m.log_text().count("imap.message mailbox=notmail uid=2 "), 1)
 
 
 class ScriptedImap:

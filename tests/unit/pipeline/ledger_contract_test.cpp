@@ -2,7 +2,6 @@
 // SpoolLedger over a real spool (SQLite and files) and MemoryLedger. The
 // same checks passing on both is what lets processor tests use the memory
 // one. Each check names the rule it holds the implementations to.
-#include "mailgate/pipeline/memory_ledger.hpp"
 #include "mailgate/pipeline/spool_ledger.hpp"
 
 #include <gtest/gtest.h>
@@ -15,6 +14,7 @@
 #include <thread>
 
 #include "mailgate/text/file.hpp"
+#include "memory_ledger.hpp"
 
 namespace fs = std::filesystem;
 using namespace mailgate;

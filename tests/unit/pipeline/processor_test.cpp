@@ -1,7 +1,6 @@
 // The processor's own rules: placeholders become exactly the uploaded ids,
 // and a broken ledger (spool) never loses a message or stops silently.
 #include "mailgate/metrics/metrics.hpp"
-#include "mailgate/pipeline/memory_ledger.hpp"
 #include "mailgate/pipeline/processor.hpp"
 #include "mailgate/pipeline/spool_ledger.hpp"
 
@@ -12,6 +11,7 @@
 
 #include "fake_client_settings.hpp"
 #include "fake_messenger.hpp"
+#include "memory_ledger.hpp"
 
 namespace fs = std::filesystem;
 using namespace mailgate;

@@ -1,7 +1,7 @@
 // The ledger: where the processor keeps each message's progress, so a crash
 // at any instant resumes at the step it reached (design.md "Spool"). The
 // processor owns this interface; SpoolLedger keeps it in the spool's SQLite
-// database, MemoryLedger in memory for unit tests.
+// database, MemoryLedger (tests/support) in memory for unit tests.
 //
 // Every write is durable before it returns (SpoolLedger: one SQLite
 // transaction) and names the state it moves the message to, if any. A

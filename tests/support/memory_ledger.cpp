@@ -1,7 +1,7 @@
 // MemoryLedger: the spool's rules for the processor's records, kept in maps.
 // Each rule here mirrors a statement in lib/spool (spool.cpp, thread_index.cpp);
 // ledger_contract_test.cpp checks that they agree.
-#include "mailgate/pipeline/memory_ledger.hpp"
+#include "memory_ledger.hpp"
 
 #include <algorithm>
 #include <cstdio>
