@@ -179,6 +179,37 @@ FoundReply found_reply_of(const nlohmann::json& item) {
   return r;
 }
 
+// A token answer's lifetime in seconds, at least one: expires_in (seconds)
+// or expiration (UNIX seconds); else `fallback`.
+long long token_lifetime_s(const nlohmann::json& token_answer, std::chrono::seconds fallback) {
+  long long lifetime = fallback.count();
+  if (token_answer.contains("expires_in") && token_answer["expires_in"].is_number()) {
+    lifetime = token_answer["expires_in"].get<long long>();
+  } else if (token_answer.contains("expiration") && token_answer["expiration"].is_number()) {
+    lifetime = token_answer["expiration"].get<long long>() - static_cast<long long>(std::time(nullptr));
+  }
+  return std::max(lifetime, 1LL);
+}
+
+// How long before expiry a token is refreshed: a quarter of its life, at most `max`.
+milliseconds refresh_margin(long long lifetime_s, milliseconds max) {
+  return std::min<milliseconds>(milliseconds(lifetime_s * 1000 / 4), max);
+}
+
+// apis.ticketing of an /auth or /apis answer, as it is written there.
+std::optional<std::string> ticketing_of(const nlohmann::json& answer) {
+  if (!answer.is_object() || !answer.contains("apis")) return std::nullopt;
+  const auto& apis = answer["apis"];
+  if (!apis.is_object() || !apis.contains("ticketing") || !apis["ticketing"].is_string()) return std::nullopt;
+  return apis["ticketing"].get<std::string>();
+}
+
+// The ticketing API's URL with the version the client speaks.
+std::string versioned(std::string ticketing) {
+  while (!ticketing.empty() && ticketing.back() == '/') ticketing.pop_back();
+  return ticketing + "/v1";
+}
+
 metrics::Registry& registry() { return metrics::Registry::global(); }
 constexpr const char* kRequestsHelp = "Messenger API requests by endpoint and HTTP status (\"error\": no answer).";
 constexpr const char* kDurationHelp = "Messenger API request latency in seconds, by endpoint.";
@@ -352,59 +383,47 @@ awaitable<Result<MessengerClient::Session>> MessengerClient::finish_session(std:
     co_return ApiError{ErrorKind::Temporary, 0, "auth: response carries no accessToken"};
   Session s;
   s.token = j["accessToken"].get<std::string>();
-  // Lifetime: expires_in (seconds) or expiration (UNIX seconds); else 20 min.
-  long long lifetime = settings_.default_token_lifetime.count();
-  if (j.contains("expires_in") && j["expires_in"].is_number()) {
-    lifetime = j["expires_in"].get<long long>();
-  } else if (j.contains("expiration") && j["expiration"].is_number()) {
-    lifetime = j["expiration"].get<long long>() - static_cast<long long>(std::time(nullptr));
-  }
-  if (lifetime < 1) lifetime = 1;
-  auto now = session_clock();
-  s.expires = now + std::chrono::seconds(lifetime);
-  auto margin = std::min<milliseconds>(milliseconds(lifetime * 1000 / 4), settings_.max_refresh_margin);
-  s.refresh_at = s.expires - margin;
-
-  // The base URL, never persisted (messenger-api.md "Authorization"): a
-  // refresh keeps the session's (its answer has no apis); /auth's answer
-  // names it in apis.ticketing; only when it does not, GET /apis — which
-  // counts against the auth rate limit, so once per new session at most.
-  std::string base = keep_base;
-  if (base.empty() && j.contains("apis") && j["apis"].is_object() && j["apis"].contains("ticketing") &&
-      j["apis"]["ticketing"].is_string())
-    base = j["apis"]["ticketing"].get<std::string>();
-  if (base.empty()) {
-    net::HttpRequest req;
-    req.url = settings_.auth_url + "/apis";
-    req.headers = auth_headers(settings_.api_key, s.token);
-    net::HttpResponse resp = co_await send_bounded(std::move(req), "apis");
-    if (resp.error != net::TransportError::None)
-      co_return ApiError{ErrorKind::Temporary, 0, "apis: " + resp.error_text};
-    Verdict v = classify_status(resp.status);
-    if (v == Verdict::Forbidden)
-      co_return ApiError{ErrorKind::Forbidden, resp.status, "apis: " + api_error_message(resp.body)};
-    if (v != Verdict::Success)
-      co_return ApiError{ErrorKind::Temporary, resp.status, "apis: HTTP " + std::to_string(resp.status)};
-    auto apis = nlohmann::json::parse(resp.body, nullptr, false);
-    if (apis.is_discarded() || !apis.is_object() || !apis.contains("apis") || !apis["apis"].is_object() ||
-        !apis["apis"].contains("ticketing") || !apis["apis"]["ticketing"].is_string())
-      co_return ApiError{ErrorKind::Temporary, 0, "apis: response names no ticketing API"};
-    base = apis["apis"]["ticketing"].get<std::string>();
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    base += "/v1";
-  } else if (keep_base.empty()) {
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    base += "/v1";
-  }
-  auto url = net::parse_url(base);
+  const long long lifetime = token_lifetime_s(j, settings_.default_token_lifetime);
+  s.expires = session_clock() + std::chrono::seconds(lifetime);
+  s.refresh_at = s.expires - refresh_margin(lifetime, settings_.max_refresh_margin);
+  auto base = co_await ticketing_base(j, std::move(keep_base), s.token);
+  if (!base) co_return base.error();
+  auto url = net::parse_url(base.value());
   if (!url || (!url->https && !settings_.allow_plain_http))
-    co_return ApiError{ErrorKind::Forbidden, 0, "apis: ticketing URL is not https: " + base};
-  s.ticketing_base = base;
+    co_return ApiError{ErrorKind::Forbidden, 0, "apis: ticketing URL is not https: " + base.value()};
+  s.ticketing_base = base.value();
   s.generation = ++generations_;
   session_ = s;
   log::info("api.session_ready", {{"spool_id", ctx.spool_id}, {"ticketing", s.ticketing_base},
                                   {"token_lifetime_s", std::to_string(lifetime)}});
   co_return s;
+}
+
+// The base URL, never persisted (messenger-api.md "Authorization"): a
+// refresh keeps the session's (its answer has no apis); /auth's answer
+// names it in apis.ticketing; only when it does not, GET /apis — which
+// counts against the auth rate limit, so once per new session at most.
+awaitable<Result<std::string>> MessengerClient::ticketing_base(const nlohmann::json& token_answer,
+                                                               std::string keep_base, const std::string& token) {
+  if (!keep_base.empty()) co_return keep_base;
+  if (auto named = ticketing_of(token_answer); named && !named->empty()) co_return versioned(*named);
+  co_return co_await discover_ticketing_base(token);
+}
+
+awaitable<Result<std::string>> MessengerClient::discover_ticketing_base(const std::string& token) {
+  net::HttpRequest req;
+  req.url = settings_.auth_url + "/apis";
+  req.headers = auth_headers(settings_.api_key, token);
+  net::HttpResponse resp = co_await send_bounded(std::move(req), "apis");
+  if (resp.error != net::TransportError::None) co_return ApiError{ErrorKind::Temporary, 0, "apis: " + resp.error_text};
+  Verdict v = classify_status(resp.status);
+  if (v == Verdict::Forbidden)
+    co_return ApiError{ErrorKind::Forbidden, resp.status, "apis: " + api_error_message(resp.body)};
+  if (v != Verdict::Success)
+    co_return ApiError{ErrorKind::Temporary, resp.status, "apis: HTTP " + std::to_string(resp.status)};
+  auto named = ticketing_of(nlohmann::json::parse(resp.body, nullptr, false));
+  if (!named) co_return ApiError{ErrorKind::Temporary, 0, "apis: response names no ticketing API"};
+  co_return versioned(*named);
 }
 
 // ---- rate limits -----------------------------------------------------------------

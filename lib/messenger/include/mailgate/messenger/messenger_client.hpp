@@ -246,6 +246,12 @@ class MessengerClient {
   // answer, else GET /apis.
   net::asio::awaitable<Result<Session>> finish_session(std::string_view token_body, std::string keep_base,
                                                        const CallContext& ctx);
+  // The session's "<ticketing>/v1": `keep_base`, else the token answer's
+  // apis.ticketing, else discover_ticketing_base.
+  net::asio::awaitable<Result<std::string>> ticketing_base(const nlohmann::json& token_answer, std::string keep_base,
+                                                           const std::string& token);
+  // GET /apis (counts against the auth rate limit).
+  net::asio::awaitable<Result<std::string>> discover_ticketing_base(const std::string& token);
   // One API call under the failure policy. `repeatable`: the request may be
   // sent again after a lost answer (false for creating tickets and replies).
   net::asio::awaitable<Result<Answer>> call(std::string_view name, net::http::verb method, std::string path,
