@@ -256,6 +256,15 @@ class MessengerClient {
   // sent again after a lost answer (false for creating tickets and replies).
   net::asio::awaitable<Result<Answer>> call(std::string_view name, net::http::verb method, std::string path,
                                             std::string body, const CallContext& ctx, bool repeatable = true);
+  // The steps of `call` (defined with it).
+  struct CallSpec;
+  struct Attempt;
+  net::asio::awaitable<Attempt> attempt_call(const CallSpec& call, int attempt);
+  net::asio::awaitable<std::optional<ApiError>> pace(const CallSpec& call);
+  static Attempt unanswered(const CallSpec& call, const net::HttpResponse& resp);
+  Attempt judge_answer(const CallSpec& call, std::uint64_t generation, net::HttpResponse resp, int attempt,
+                       std::chrono::milliseconds took);
+  ApiError refuse(const CallSpec& call, Verdict verdict, int status, const std::string& message);
   // Rate-limit bookkeeping from an answer's headers; the wait a 429 asks for.
   void note_limits(const net::HttpResponse& resp);
   std::optional<std::chrono::milliseconds> limit_wait(const net::HttpResponse& resp) const;
