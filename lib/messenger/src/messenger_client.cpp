@@ -557,40 +557,40 @@ awaitable<Result<MessengerClient::Answer>> MessengerClient::call(std::string_vie
 
 // One attempt: a session, the pace the rate limits ask for, the request,
 // and what its answer means.
-awaitable<MessengerClient::Attempt> MessengerClient::attempt_call(const CallSpec& call, int attempt) {
-  auto s = co_await session(call.ctx);
+awaitable<MessengerClient::Attempt> MessengerClient::attempt_call(const CallSpec& spec, int attempt) {
+  auto s = co_await session(spec.ctx);
   if (!s) {
     if (s.error().kind != ErrorKind::Temporary) co_return Attempt::done(s.error());
     co_return Attempt::retry(s.error().message);
   }
-  if (auto spent = co_await pace(call)) co_return Attempt::done(*spent);
+  if (auto spent = co_await pace(spec)) co_return Attempt::done(*spent);
   net::HttpRequest req;
-  req.method = call.method;
-  req.url = s.value().ticketing_base + call.path;
+  req.method = spec.method;
+  req.url = s.value().ticketing_base + spec.path;
   req.headers = auth_headers(settings_.api_key, s.value().token);
-  req.body = call.body;
-  req.idempotent = call.repeatable;
+  req.body = spec.body;
+  req.idempotent = spec.repeatable;
   const auto sent = steady_clock::now();
-  net::HttpResponse resp = co_await send_bounded(std::move(req), call.name);
+  net::HttpResponse resp = co_await send_bounded(std::move(req), spec.name);
   const auto took = std::chrono::duration_cast<milliseconds>(steady_clock::now() - sent);
-  if (resp.error != net::TransportError::None) co_return unanswered(call, resp);
-  co_return judge_answer(call, s.value().generation, std::move(resp), attempt, took);
+  if (resp.error != net::TransportError::None) co_return unanswered(spec, resp);
+  co_return judge_answer(spec, s.value().generation, std::move(resp), attempt, took);
 }
 
 // Near a rate limit, calls are spread out until its reset. A wait past the
 // call's deadline (an hourly quota) is the caller's: the error names it and
 // the message stays queued until then.
-awaitable<std::optional<ApiError>> MessengerClient::pace(const CallSpec& call) {
+awaitable<std::optional<ApiError>> MessengerClient::pace(const CallSpec& spec) {
   const milliseconds delay = pacing_delay();
   if (delay.count() <= 0) co_return std::nullopt;
-  if (steady_clock::now() + delay > call.deadline) {
+  if (steady_clock::now() + delay > spec.deadline) {
     ApiError e{ErrorKind::Temporary, 0, "rate limit nearly spent; waiting for its reset"};
     e.retry_after = std::chrono::ceil<std::chrono::seconds>(delay);
-    log::warn("api.rate_limited", {{"call", call.name}, {"spool_id", call.ctx.spool_id},
+    log::warn("api.rate_limited", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id},
                                    {"wait_s", std::to_string(e.retry_after->count())}});
     co_return e;
   }
-  log::info("api.slow_down", {{"call", call.name}, {"spool_id", call.ctx.spool_id}, {"delay_ms", ms_string(delay)},
+  log::info("api.slow_down", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id}, {"delay_ms", ms_string(delay)},
                               {"throttle_usage", std::to_string(limits_.throttle.usage)},
                               {"quota_usage", std::to_string(limits_.quota.usage)}});
   co_await sleep(delay);
@@ -599,12 +599,12 @@ awaitable<std::optional<ApiError>> MessengerClient::pace(const CallSpec& call) {
 
 // No answer. A request that may have reached the API is not sent again when
 // it creates something (a second ticket could come of it): the caller looks first.
-MessengerClient::Attempt MessengerClient::unanswered(const CallSpec& call, const net::HttpResponse& resp) {
+MessengerClient::Attempt MessengerClient::unanswered(const CallSpec& spec, const net::HttpResponse& resp) {
   const std::string problem = std::string(net::to_string(resp.error)) + ": " + resp.error_text;
   if (!resp.maybe_processed) return Attempt::retry(problem);
   const std::string maybe_processed = problem + " (the request was sent; the API may have acted on it)";
-  if (call.repeatable) return Attempt::retry(maybe_processed);
-  log::warn("api.answer_lost", {{"call", call.name}, {"spool_id", call.ctx.spool_id}, {"reason", problem}});
+  if (spec.repeatable) return Attempt::retry(maybe_processed);
+  log::warn("api.answer_lost", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id}, {"reason", problem}});
   ApiError lost{ErrorKind::Temporary, 0, maybe_processed};
   lost.maybe_processed = true;
   return Attempt::done(lost);
@@ -612,13 +612,13 @@ MessengerClient::Attempt MessengerClient::unanswered(const CallSpec& call, const
 
 // What an answer means (retry_policy.hpp): the call's result, a refused
 // token, or a retry — after the wait a 429 or 503 names, when it names one.
-MessengerClient::Attempt MessengerClient::judge_answer(const CallSpec& call, std::uint64_t generation,
+MessengerClient::Attempt MessengerClient::judge_answer(const CallSpec& spec, std::uint64_t generation,
                                                        net::HttpResponse resp, int attempt, milliseconds took) {
   note_limits(resp);
   const std::string status = std::to_string(resp.status);
   const Verdict v = classify(resp.status, resp.body);
   if (v == Verdict::Success) {
-    log::info("api.call", {{"call", call.name}, {"spool_id", call.ctx.spool_id}, {"status", status},
+    log::info("api.call", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id}, {"status", status},
                            {"attempt", std::to_string(attempt + 1)}, {"ms", ms_string(took)}});
     set_paused(false);
     return Attempt::done(Answer{resp.status, std::move(resp.body)});
@@ -631,7 +631,7 @@ MessengerClient::Attempt MessengerClient::judge_answer(const CallSpec& call, std
     return Attempt::refused_token(resp.status, message);
   }
   if (v == Verdict::Forbidden || v == Verdict::Outage || v == Verdict::Permanent)
-    return Attempt::done(refuse(call, v, resp.status, message));
+    return Attempt::done(refuse(spec, v, resp.status, message));
   std::optional<milliseconds> limit;
   if (resp.status == 429 || resp.status == 503) limit = limit_wait(resp);
   return Attempt::retry("HTTP " + status + ": " + message, limit);
@@ -639,21 +639,21 @@ MessengerClient::Attempt MessengerClient::judge_answer(const CallSpec& call, std
 
 // An answer that no retry changes. Forbidden (a fresh token refused too)
 // and Outage stop all posting; Permanent fails this message alone.
-ApiError MessengerClient::refuse(const CallSpec& call, Verdict verdict, int status, const std::string& message) {
+ApiError MessengerClient::refuse(const CallSpec& spec, Verdict verdict, int status, const std::string& message) {
   const std::string status_text = std::to_string(status);
   if (verdict == Verdict::Permanent) {
-    log::warn("api.rejected", {{"call", call.name}, {"spool_id", call.ctx.spool_id}, {"status", status_text},
+    log::warn("api.rejected", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id}, {"status", status_text},
                                {"message", message}});
     return ApiError{ErrorKind::Permanent, status, message};
   }
   if (verdict == Verdict::Outage) {
-    log::error("api.endpoint_gone", {{"call", call.name}, {"spool_id", call.ctx.spool_id}, {"status", status_text},
+    log::error("api.endpoint_gone", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id}, {"status", status_text},
                                      {"message", message},
                                      {"note", "the API turned this endpoint off; mail stays queued"}});
     set_paused(true);
     return ApiError{ErrorKind::Forbidden, status, "endpoint turned off (HTTP 410): " + message};
   }
-  log::error("api.forbidden", {{"call", call.name}, {"spool_id", call.ctx.spool_id}, {"status", status_text},
+  log::error("api.forbidden", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id}, {"status", status_text},
                                {"message", message},
                                {"note", "a fresh token was refused too: check api_key and secret; the "
                                         "gateway may repeat this answer for 5 minutes"}});
