@@ -179,6 +179,37 @@ FoundReply found_reply_of(const nlohmann::json& item) {
   return r;
 }
 
+// A token answer's lifetime in seconds, at least one: expires_in (seconds)
+// or expiration (UNIX seconds); else `fallback`.
+long long token_lifetime_s(const nlohmann::json& token_answer, std::chrono::seconds fallback) {
+  long long lifetime = fallback.count();
+  if (token_answer.contains("expires_in") && token_answer["expires_in"].is_number()) {
+    lifetime = token_answer["expires_in"].get<long long>();
+  } else if (token_answer.contains("expiration") && token_answer["expiration"].is_number()) {
+    lifetime = token_answer["expiration"].get<long long>() - static_cast<long long>(std::time(nullptr));
+  }
+  return std::max(lifetime, 1LL);
+}
+
+// How long before expiry a token is refreshed: a quarter of its life, at most `max`.
+milliseconds refresh_margin(long long lifetime_s, milliseconds max) {
+  return std::min<milliseconds>(milliseconds(lifetime_s * 1000 / 4), max);
+}
+
+// apis.ticketing of an /auth or /apis answer, as it is written there.
+std::optional<std::string> ticketing_of(const nlohmann::json& answer) {
+  if (!answer.is_object() || !answer.contains("apis")) return std::nullopt;
+  const auto& apis = answer["apis"];
+  if (!apis.is_object() || !apis.contains("ticketing") || !apis["ticketing"].is_string()) return std::nullopt;
+  return apis["ticketing"].get<std::string>();
+}
+
+// The ticketing API's URL with the version the client speaks.
+std::string versioned(std::string ticketing) {
+  while (!ticketing.empty() && ticketing.back() == '/') ticketing.pop_back();
+  return ticketing + "/v1";
+}
+
 metrics::Registry& registry() { return metrics::Registry::global(); }
 constexpr const char* kRequestsHelp = "Messenger API requests by endpoint and HTTP status (\"error\": no answer).";
 constexpr const char* kDurationHelp = "Messenger API request latency in seconds, by endpoint.";
@@ -352,59 +383,47 @@ awaitable<Result<MessengerClient::Session>> MessengerClient::finish_session(std:
     co_return ApiError{ErrorKind::Temporary, 0, "auth: response carries no accessToken"};
   Session s;
   s.token = j["accessToken"].get<std::string>();
-  // Lifetime: expires_in (seconds) or expiration (UNIX seconds); else 20 min.
-  long long lifetime = settings_.default_token_lifetime.count();
-  if (j.contains("expires_in") && j["expires_in"].is_number()) {
-    lifetime = j["expires_in"].get<long long>();
-  } else if (j.contains("expiration") && j["expiration"].is_number()) {
-    lifetime = j["expiration"].get<long long>() - static_cast<long long>(std::time(nullptr));
-  }
-  if (lifetime < 1) lifetime = 1;
-  auto now = session_clock();
-  s.expires = now + std::chrono::seconds(lifetime);
-  auto margin = std::min<milliseconds>(milliseconds(lifetime * 1000 / 4), settings_.max_refresh_margin);
-  s.refresh_at = s.expires - margin;
-
-  // The base URL, never persisted (messenger-api.md "Authorization"): a
-  // refresh keeps the session's (its answer has no apis); /auth's answer
-  // names it in apis.ticketing; only when it does not, GET /apis — which
-  // counts against the auth rate limit, so once per new session at most.
-  std::string base = keep_base;
-  if (base.empty() && j.contains("apis") && j["apis"].is_object() && j["apis"].contains("ticketing") &&
-      j["apis"]["ticketing"].is_string())
-    base = j["apis"]["ticketing"].get<std::string>();
-  if (base.empty()) {
-    net::HttpRequest req;
-    req.url = settings_.auth_url + "/apis";
-    req.headers = auth_headers(settings_.api_key, s.token);
-    net::HttpResponse resp = co_await send_bounded(std::move(req), "apis");
-    if (resp.error != net::TransportError::None)
-      co_return ApiError{ErrorKind::Temporary, 0, "apis: " + resp.error_text};
-    Verdict v = classify_status(resp.status);
-    if (v == Verdict::Forbidden)
-      co_return ApiError{ErrorKind::Forbidden, resp.status, "apis: " + api_error_message(resp.body)};
-    if (v != Verdict::Success)
-      co_return ApiError{ErrorKind::Temporary, resp.status, "apis: HTTP " + std::to_string(resp.status)};
-    auto apis = nlohmann::json::parse(resp.body, nullptr, false);
-    if (apis.is_discarded() || !apis.is_object() || !apis.contains("apis") || !apis["apis"].is_object() ||
-        !apis["apis"].contains("ticketing") || !apis["apis"]["ticketing"].is_string())
-      co_return ApiError{ErrorKind::Temporary, 0, "apis: response names no ticketing API"};
-    base = apis["apis"]["ticketing"].get<std::string>();
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    base += "/v1";
-  } else if (keep_base.empty()) {
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    base += "/v1";
-  }
-  auto url = net::parse_url(base);
+  const long long lifetime = token_lifetime_s(j, settings_.default_token_lifetime);
+  s.expires = session_clock() + std::chrono::seconds(lifetime);
+  s.refresh_at = s.expires - refresh_margin(lifetime, settings_.max_refresh_margin);
+  auto base = co_await ticketing_base(j, std::move(keep_base), s.token);
+  if (!base) co_return base.error();
+  auto url = net::parse_url(base.value());
   if (!url || (!url->https && !settings_.allow_plain_http))
-    co_return ApiError{ErrorKind::Forbidden, 0, "apis: ticketing URL is not https: " + base};
-  s.ticketing_base = base;
+    co_return ApiError{ErrorKind::Forbidden, 0, "apis: ticketing URL is not https: " + base.value()};
+  s.ticketing_base = base.value();
   s.generation = ++generations_;
   session_ = s;
   log::info("api.session_ready", {{"spool_id", ctx.spool_id}, {"ticketing", s.ticketing_base},
                                   {"token_lifetime_s", std::to_string(lifetime)}});
   co_return s;
+}
+
+// The base URL, never persisted (messenger-api.md "Authorization"): a
+// refresh keeps the session's (its answer has no apis); /auth's answer
+// names it in apis.ticketing; only when it does not, GET /apis — which
+// counts against the auth rate limit, so once per new session at most.
+awaitable<Result<std::string>> MessengerClient::ticketing_base(const nlohmann::json& token_answer,
+                                                               std::string keep_base, const std::string& token) {
+  if (!keep_base.empty()) co_return keep_base;
+  if (auto named = ticketing_of(token_answer); named && !named->empty()) co_return versioned(*named);
+  co_return co_await discover_ticketing_base(token);
+}
+
+awaitable<Result<std::string>> MessengerClient::discover_ticketing_base(const std::string& token) {
+  net::HttpRequest req;
+  req.url = settings_.auth_url + "/apis";
+  req.headers = auth_headers(settings_.api_key, token);
+  net::HttpResponse resp = co_await send_bounded(std::move(req), "apis");
+  if (resp.error != net::TransportError::None) co_return ApiError{ErrorKind::Temporary, 0, "apis: " + resp.error_text};
+  Verdict v = classify_status(resp.status);
+  if (v == Verdict::Forbidden)
+    co_return ApiError{ErrorKind::Forbidden, resp.status, "apis: " + api_error_message(resp.body)};
+  if (v != Verdict::Success)
+    co_return ApiError{ErrorKind::Temporary, resp.status, "apis: HTTP " + std::to_string(resp.status)};
+  auto named = ticketing_of(nlohmann::json::parse(resp.body, nullptr, false));
+  if (!named) co_return ApiError{ErrorKind::Temporary, 0, "apis: response names no ticketing API"};
+  co_return versioned(*named);
 }
 
 // ---- rate limits -----------------------------------------------------------------
@@ -464,115 +483,182 @@ void MessengerClient::set_paused(bool paused) { registry().set("mailgate_api_pau
 
 // ---- the failure policy ----------------------------------------------------------
 
+// A call as `call` was given it, and the time its retries must end by.
+struct MessengerClient::CallSpec {
+  std::string name;
+  net::http::verb method;
+  std::string path;
+  std::string body;
+  const CallContext& ctx;
+  bool repeatable;
+  steady_clock::time_point deadline;
+};
+
+// What one attempt came to: the call's result (an answer, or an error that
+// no retry changes), a token the API refused, or a problem worth a retry.
+struct MessengerClient::Attempt {
+  static Attempt done(Result<Answer> result) {
+    Attempt a;
+    a.result = std::move(result);
+    return a;
+  }
+  static Attempt refused_token(int status, std::string message) {
+    Attempt a;
+    a.token_refused = true;
+    a.status = status;
+    a.message = std::move(message);
+    return a;
+  }
+  static Attempt retry(std::string problem, std::optional<milliseconds> limit = std::nullopt) {
+    Attempt a;
+    a.problem = std::move(problem);
+    a.limit = limit;
+    return a;
+  }
+
+  std::optional<Result<Answer>> result;  // set: the call ends with it
+  bool token_refused = false;            // 401, or the gateway's 403: a new session may help, once
+  int status = 0;                        // of the refusing answer
+  std::string message;                   // the API's, with the refusal
+  std::string problem;                   // why a retry is needed
+  std::optional<milliseconds> limit;     // the wait a 429 or 503 named, instead of the backoff
+};
+
 awaitable<Result<MessengerClient::Answer>> MessengerClient::call(std::string_view name, net::http::verb method,
                                                                  std::string path, std::string body,
                                                                  const CallContext& ctx, bool repeatable) {
-  const std::string call_name(name);
-  const auto started = steady_clock::now();
-  const auto deadline = started + settings_.retry_for;
+  const CallSpec spec{std::string(name), method,     std::move(path), std::move(body),
+                      ctx,               repeatable, steady_clock::now() + settings_.retry_for};
   bool reauthenticated = false;
-  std::string problem;
   for (int attempt = 0;; ++attempt) {
-    std::optional<milliseconds> limit;
-    auto s = co_await session(ctx);
-    if (!s) {
-      if (s.error().kind != ErrorKind::Temporary) co_return s.error();
-      problem = s.error().message;
-    } else {
-      if (auto pace = pacing_delay(); pace.count() > 0) {
-        if (steady_clock::now() + pace > deadline) {
-          // Spread over more than this call may wait (an hourly quota):
-          // the caller keeps the message queued until then.
-          ApiError e{ErrorKind::Temporary, 0, "rate limit nearly spent; waiting for its reset"};
-          e.retry_after = std::chrono::ceil<std::chrono::seconds>(pace);
-          log::warn("api.rate_limited", {{"call", call_name}, {"spool_id", ctx.spool_id},
-                                         {"wait_s", std::to_string(e.retry_after->count())}});
-          co_return e;
-        }
-        log::info("api.slow_down", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"delay_ms", ms_string(pace)},
-                                    {"throttle_usage", std::to_string(limits_.throttle.usage)},
-                                    {"quota_usage", std::to_string(limits_.quota.usage)}});
-        co_await sleep(pace);
-      }
-      net::HttpRequest req;
-      req.method = method;
-      req.url = s.value().ticketing_base + path;
-      req.headers = auth_headers(settings_.api_key, s.value().token);
-      req.body = body;
-      req.idempotent = repeatable;
-      const auto sent = steady_clock::now();
-      net::HttpResponse resp = co_await send_bounded(std::move(req), call_name);
-      const auto took = std::chrono::duration_cast<milliseconds>(steady_clock::now() - sent);
-      if (resp.error != net::TransportError::None) {
-        problem = std::string(net::to_string(resp.error)) + ": " + resp.error_text;
-        if (resp.maybe_processed && !repeatable) {
-          // Sending it again could make a second ticket: the caller looks first.
-          log::warn("api.answer_lost", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"reason", problem}});
-          ApiError lost{ErrorKind::Temporary, 0, problem + " (the request was sent; the API may have acted on it)"};
-          lost.maybe_processed = true;
-          co_return lost;
-        }
-        if (resp.maybe_processed) problem += " (the request was sent; the API may have acted on it)";
-      } else {
-        note_limits(resp);
-        const std::string status = std::to_string(resp.status);
-        Verdict v = classify(resp.status, resp.body);
-        if (v == Verdict::Success) {
-          log::info("api.call", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"status", status},
-                                 {"attempt", std::to_string(attempt + 1)}, {"ms", ms_string(took)}});
-          set_paused(false);
-          co_return Answer{resp.status, std::move(resp.body)};
-        }
-        const std::string message = api_error_message(resp.body);
-        if (v == Verdict::ReauthenticateOnce) {
-          // 401, or the gateway's 403 that an expired or invalid token gets:
-          // a new session (/auth, not a refresh of the refused token), once.
-          if (session_ && session_->generation == s.value().generation) session_.reset();
-          if (!reauthenticated) {
-            reauthenticated = true;
-            log::info("api.reauthenticate", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"status", status},
-                                             {"message", message}});
-            --attempt;  // not a failed attempt: the token had expired or been revoked
-            continue;
-          }
-          v = Verdict::Forbidden;
-        }
-        if (v == Verdict::Forbidden) {
-          log::error("api.forbidden", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"status", status},
-                                       {"message", message},
-                                       {"note", "a fresh token was refused too: check api_key and secret; the "
-                                                "gateway may repeat this answer for 5 minutes"}});
-          set_paused(true);
-          co_return ApiError{ErrorKind::Forbidden, resp.status, "credentials refused: " + message};
-        }
-        if (v == Verdict::Outage) {
-          log::error("api.endpoint_gone", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"status", status},
-                                           {"message", message},
-                                           {"note", "the API turned this endpoint off; mail stays queued"}});
-          set_paused(true);
-          co_return ApiError{ErrorKind::Forbidden, resp.status, "endpoint turned off (HTTP 410): " + message};
-        }
-        if (v == Verdict::Permanent) {
-          log::warn("api.rejected", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"status", status},
-                                     {"message", message}});
-          co_return ApiError{ErrorKind::Permanent, resp.status, message};
-        }
-        problem = "HTTP " + status + ": " + message;
-        if (resp.status == 429 || resp.status == 503) limit = limit_wait(resp);
-      }
+    Attempt tried = co_await attempt_call(spec, attempt);
+    if (tried.result) co_return std::move(*tried.result);
+    if (tried.token_refused) {
+      if (reauthenticated) co_return refuse(spec, Verdict::Forbidden, tried.status, tried.message);
+      reauthenticated = true;
+      log::info("api.reauthenticate", {{"call", spec.name}, {"spool_id", ctx.spool_id},
+                                       {"status", std::to_string(tried.status)}, {"message", tried.message}});
+      --attempt;  // not a failed attempt: the token had expired or been revoked
+      continue;
     }
-    milliseconds delay = limit ? *limit : backoff_delay(settings_.backoff, attempt, rng_);
-    if (steady_clock::now() + delay > deadline) {
-      log::warn("api.gave_up", {{"call", call_name}, {"spool_id", ctx.spool_id},
-                                {"attempts", std::to_string(attempt + 1)}, {"reason", problem}});
-      ApiError e{ErrorKind::Temporary, 0, problem};
-      if (limit) e.retry_after = std::chrono::ceil<std::chrono::seconds>(*limit);
+    milliseconds delay = tried.limit ? *tried.limit : backoff_delay(settings_.backoff, attempt, rng_);
+    if (steady_clock::now() + delay > spec.deadline) {
+      log::warn("api.gave_up", {{"call", spec.name}, {"spool_id", ctx.spool_id},
+                                {"attempts", std::to_string(attempt + 1)}, {"reason", tried.problem}});
+      ApiError e{ErrorKind::Temporary, 0, tried.problem};
+      if (tried.limit) e.retry_after = std::chrono::ceil<std::chrono::seconds>(*tried.limit);
       co_return e;
     }
-    log::info("api.retry", {{"call", call_name}, {"spool_id", ctx.spool_id}, {"attempt", std::to_string(attempt + 1)},
-                            {"delay_ms", ms_string(delay)}, {"reason", problem}});
+    log::info("api.retry", {{"call", spec.name}, {"spool_id", ctx.spool_id}, {"attempt", std::to_string(attempt + 1)},
+                            {"delay_ms", ms_string(delay)}, {"reason", tried.problem}});
     co_await sleep(delay);
   }
+}
+
+// One attempt: a session, the pace the rate limits ask for, the request,
+// and what its answer means.
+awaitable<MessengerClient::Attempt> MessengerClient::attempt_call(const CallSpec& spec, int attempt) {
+  auto s = co_await session(spec.ctx);
+  if (!s) {
+    if (s.error().kind != ErrorKind::Temporary) co_return Attempt::done(s.error());
+    co_return Attempt::retry(s.error().message);
+  }
+  if (auto spent = co_await pace(spec)) co_return Attempt::done(*spent);
+  net::HttpRequest req;
+  req.method = spec.method;
+  req.url = s.value().ticketing_base + spec.path;
+  req.headers = auth_headers(settings_.api_key, s.value().token);
+  req.body = spec.body;
+  req.idempotent = spec.repeatable;
+  const auto sent = steady_clock::now();
+  net::HttpResponse resp = co_await send_bounded(std::move(req), spec.name);
+  const auto took = std::chrono::duration_cast<milliseconds>(steady_clock::now() - sent);
+  if (resp.error != net::TransportError::None) co_return unanswered(spec, resp);
+  co_return judge_answer(spec, s.value().generation, std::move(resp), attempt, took);
+}
+
+// Near a rate limit, calls are spread out until its reset. A wait past the
+// call's deadline (an hourly quota) is the caller's: the error names it and
+// the message stays queued until then.
+awaitable<std::optional<ApiError>> MessengerClient::pace(const CallSpec& spec) {
+  const milliseconds delay = pacing_delay();
+  if (delay.count() <= 0) co_return std::nullopt;
+  if (steady_clock::now() + delay > spec.deadline) {
+    ApiError e{ErrorKind::Temporary, 0, "rate limit nearly spent; waiting for its reset"};
+    e.retry_after = std::chrono::ceil<std::chrono::seconds>(delay);
+    log::warn("api.rate_limited", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id},
+                                   {"wait_s", std::to_string(e.retry_after->count())}});
+    co_return e;
+  }
+  log::info("api.slow_down", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id}, {"delay_ms", ms_string(delay)},
+                              {"throttle_usage", std::to_string(limits_.throttle.usage)},
+                              {"quota_usage", std::to_string(limits_.quota.usage)}});
+  co_await sleep(delay);
+  co_return std::nullopt;
+}
+
+// No answer. A request that may have reached the API is not sent again when
+// it creates something (a second ticket could come of it): the caller looks first.
+MessengerClient::Attempt MessengerClient::unanswered(const CallSpec& spec, const net::HttpResponse& resp) {
+  const std::string problem = std::string(net::to_string(resp.error)) + ": " + resp.error_text;
+  if (!resp.maybe_processed) return Attempt::retry(problem);
+  const std::string maybe_processed = problem + " (the request was sent; the API may have acted on it)";
+  if (spec.repeatable) return Attempt::retry(maybe_processed);
+  log::warn("api.answer_lost", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id}, {"reason", problem}});
+  ApiError lost{ErrorKind::Temporary, 0, maybe_processed};
+  lost.maybe_processed = true;
+  return Attempt::done(lost);
+}
+
+// What an answer means (retry_policy.hpp): the call's result, a refused
+// token, or a retry — after the wait a 429 or 503 names, when it names one.
+MessengerClient::Attempt MessengerClient::judge_answer(const CallSpec& spec, std::uint64_t generation,
+                                                       net::HttpResponse resp, int attempt, milliseconds took) {
+  note_limits(resp);
+  const std::string status = std::to_string(resp.status);
+  const Verdict v = classify(resp.status, resp.body);
+  if (v == Verdict::Success) {
+    log::info("api.call", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id}, {"status", status},
+                           {"attempt", std::to_string(attempt + 1)}, {"ms", ms_string(took)}});
+    set_paused(false);
+    return Attempt::done(Answer{resp.status, std::move(resp.body)});
+  }
+  const std::string message = api_error_message(resp.body);
+  if (v == Verdict::ReauthenticateOnce) {
+    // 401, or the gateway's 403 that an expired or invalid token gets: the
+    // next session is a new one (/auth, not a refresh of the refused token).
+    if (session_ && session_->generation == generation) session_.reset();
+    return Attempt::refused_token(resp.status, message);
+  }
+  if (v == Verdict::Forbidden || v == Verdict::Outage || v == Verdict::Permanent)
+    return Attempt::done(refuse(spec, v, resp.status, message));
+  std::optional<milliseconds> limit;
+  if (resp.status == 429 || resp.status == 503) limit = limit_wait(resp);
+  return Attempt::retry("HTTP " + status + ": " + message, limit);
+}
+
+// An answer that no retry changes. Forbidden (a fresh token refused too)
+// and Outage stop all posting; Permanent fails this message alone.
+ApiError MessengerClient::refuse(const CallSpec& spec, Verdict verdict, int status, const std::string& message) {
+  const std::string status_text = std::to_string(status);
+  if (verdict == Verdict::Permanent) {
+    log::warn("api.rejected", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id}, {"status", status_text},
+                               {"message", message}});
+    return ApiError{ErrorKind::Permanent, status, message};
+  }
+  if (verdict == Verdict::Outage) {
+    log::error("api.endpoint_gone", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id}, {"status", status_text},
+                                     {"message", message},
+                                     {"note", "the API turned this endpoint off; mail stays queued"}});
+    set_paused(true);
+    return ApiError{ErrorKind::Forbidden, status, "endpoint turned off (HTTP 410): " + message};
+  }
+  log::error("api.forbidden", {{"call", spec.name}, {"spool_id", spec.ctx.spool_id}, {"status", status_text},
+                               {"message", message},
+                               {"note", "a fresh token was refused too: check api_key and secret; the "
+                                        "gateway may repeat this answer for 5 minutes"}});
+  set_paused(true);
+  return ApiError{ErrorKind::Forbidden, status, "credentials refused: " + message};
 }
 
 // ---- the calls ------------------------------------------------------------------

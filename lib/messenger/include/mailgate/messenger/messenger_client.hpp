@@ -246,10 +246,23 @@ class MessengerClient {
   // answer, else GET /apis.
   net::asio::awaitable<Result<Session>> finish_session(std::string_view token_body, std::string keep_base,
                                                        const CallContext& ctx);
+  // The steps of finish_session (defined with it).
+  net::asio::awaitable<Result<std::string>> ticketing_base(const nlohmann::json& token_answer, std::string keep_base,
+                                                           const std::string& token);
+  net::asio::awaitable<Result<std::string>> discover_ticketing_base(const std::string& token);
   // One API call under the failure policy. `repeatable`: the request may be
   // sent again after a lost answer (false for creating tickets and replies).
   net::asio::awaitable<Result<Answer>> call(std::string_view name, net::http::verb method, std::string path,
                                             std::string body, const CallContext& ctx, bool repeatable = true);
+  // The steps of `call` (defined with it).
+  struct CallSpec;
+  struct Attempt;
+  net::asio::awaitable<Attempt> attempt_call(const CallSpec& spec, int attempt);
+  net::asio::awaitable<std::optional<ApiError>> pace(const CallSpec& spec);
+  static Attempt unanswered(const CallSpec& spec, const net::HttpResponse& resp);
+  Attempt judge_answer(const CallSpec& spec, std::uint64_t generation, net::HttpResponse resp, int attempt,
+                       std::chrono::milliseconds took);
+  ApiError refuse(const CallSpec& spec, Verdict verdict, int status, const std::string& message);
   // Rate-limit bookkeeping from an answer's headers; the wait a 429 asks for.
   void note_limits(const net::HttpResponse& resp);
   std::optional<std::chrono::milliseconds> limit_wait(const net::HttpResponse& resp) const;
